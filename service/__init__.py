@@ -1,0 +1,1 @@
+"""A multi-tenant key-value namespace service on PostgreSQL."""

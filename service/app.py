@@ -1,0 +1,30 @@
+"""The application factory."""
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service.appkeys import DATABASE, SCHEMA_VERSION, SETTINGS
+from service.auth import auth_middleware
+from service.db import open_database
+from service.handlers import health, namespaces
+from service.middleware import error_middleware, request_id_middleware
+from service.migrations import latest_version
+from service.settings import Settings
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_database(app[SETTINGS]) as db:
+        app[DATABASE] = db
+        yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The API application; its pool opens on startup and closes on cleanup."""
+    app = web.Application(middlewares=[request_id_middleware, error_middleware, auth_middleware])
+    app[SETTINGS] = settings
+    app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
+    app.cleanup_ctx.append(_database_ctx)
+    app.add_routes(health.routes)
+    app.add_routes(namespaces.routes)
+    return app

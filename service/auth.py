@@ -1,0 +1,93 @@
+"""API keys: their format, how they are stored, and how a request proves its tenant."""
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from uuid import UUID
+
+from aiohttp import web
+
+from service.appkeys import DATABASE, TENANT
+from service.db import Database, queries
+from service.errors import AuthenticationFailed
+
+KEY_PREFIX = "kvs"
+_KEY = re.compile(r"^kvs_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+# A hash to compare against when the key id is unknown, so that answer takes the same work.
+_NO_SUCH_KEY = hashlib.sha256(b"no such key").digest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A newly made key. `token` is shown once and never stored; `id` names it for revocation."""
+
+    id: str
+    token: str
+    secret_hash: bytes
+
+
+def generate_api_key() -> ApiKey:
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return ApiKey(key_id, f"{KEY_PREFIX}_{key_id}_{secret}", _hash(secret))
+
+
+def parse_key_id(token: str) -> str | None:
+    """The id part of a well-formed key, else None."""
+    match = _KEY.match(token)
+    return match[1] if match else None
+
+
+def _hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+async def authenticate(db: Database, token: str) -> UUID:
+    """The key's tenant; AuthenticationFailed if the key is malformed, unknown or revoked."""
+    match = _KEY.match(token)
+    if not match:
+        raise AuthenticationFailed("The API key is malformed.")
+    key_id, secret = match[1], match[2]
+    row = await db.fetchrow(queries().find_api_key, key_id)
+    stored = row["secret_hash"] if row else _NO_SUCH_KEY
+    matches = hmac.compare_digest(_hash(secret), stored)
+    if row is None or not matches or row["revoked"]:
+        raise AuthenticationFailed("The API key is unknown or revoked.")
+    return row["tenant_id"]
+
+
+def token_from_headers(request: web.Request) -> str:
+    """The key a request presents as `Authorization: Bearer` or `X-Api-Key`."""
+    authorization = request.headers.getall("Authorization", [])
+    api_key = request.headers.getall("X-Api-Key", [])
+    if len(authorization) + len(api_key) == 0:
+        raise AuthenticationFailed(
+            "Send an API key as 'Authorization: Bearer <key>' or 'X-Api-Key'."
+        )
+    if len(authorization) > 1 or len(api_key) > 1:
+        raise AuthenticationFailed("Send exactly one API key.")
+    if authorization:
+        scheme, _, token = authorization[0].strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed("The Authorization header must use the Bearer scheme.")
+        token = token.strip()
+        if api_key and api_key[0].strip() != token:
+            raise AuthenticationFailed("Authorization and X-Api-Key name different keys.")
+        return token
+    return api_key[0].strip()
+
+
+def tenant_of(request: web.Request) -> UUID:
+    """The authenticated tenant of a request under /v2."""
+    return request[TENANT]
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    """Every route under /v2 needs a valid key; the tenant is kept on the request."""
+    if request.path == "/v2" or request.path.startswith("/v2/"):
+        token = token_from_headers(request)
+        request[TENANT] = await authenticate(request.app[DATABASE], token)
+    return await handler(request)

@@ -1,0 +1,202 @@
+"""The `kvs` command: serve, worker, migrate, tenant and key management, and the dev stack."""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from service import tenants
+from service.app import create_app
+from service.db import Database, open_database
+from service.logs import configure_logging
+from service.migrations import MigrationError, apply_migrations
+from service.settings import Settings
+from service.worker import Worker
+
+log = logging.getLogger("kvs")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level)
+    args.command(settings, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kvs", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", help="overrides KVS_HOST")
+    serve.add_argument("--port", type=int, help="overrides KVS_PORT")
+    serve.set_defaults(command=cmd_serve)
+
+    sub.add_parser("worker", help="run the provisioning worker").set_defaults(command=cmd_worker)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(command=cmd_migrate)
+    sub.add_parser(
+        "dev",
+        help="embedded PostgreSQL, migrations, dev key, API and worker (what `make run` runs)",
+    ).set_defaults(command=cmd_dev)
+
+    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create = tenant.add_parser("create", help="create a tenant and print its first API key")
+    create.add_argument("name")
+    create.set_defaults(command=cmd_tenant_create)
+
+    key = sub.add_parser("key", help="rotate API keys").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    key_create = key.add_parser("create", help="add an API key to a tenant and print it")
+    key_create.add_argument("tenant")
+    key_create.set_defaults(command=cmd_key_create)
+    key_revoke = key.add_parser("revoke", help="revoke an API key, given by id or in full")
+    key_revoke.add_argument("key")
+    key_revoke.set_defaults(command=cmd_key_revoke)
+    return parser
+
+
+def _run_with_db(settings: Settings, action: Callable[[Database], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        async with open_database(settings, max_size=2) as db:
+            return await action(db)
+
+    return asyncio.run(run())
+
+
+def _fail(message: str) -> None:
+    print(f"kvs: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    host, port = args.host or settings.host, args.port or settings.port
+    log.info("serving", extra={"host": host, "port": port})
+    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with open_database(settings) as db:
+            worker = Worker(db, settings)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.stop)
+            await worker.run()
+
+    asyncio.run(run())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(settings.dsn(), timeout=settings.db_connect_timeout)
+        try:
+            applied = await apply_migrations(conn, settings.migrations_dir)
+        finally:
+            await conn.close()
+        for m in applied:
+            print(f"applied {m.version:04d}_{m.name}")
+        if not applied:
+            print("schema is up to date")
+
+    try:
+        asyncio.run(run())
+    except MigrationError as err:
+        _fail(str(err))
+
+
+def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        tenant_id, key = _run_with_db(settings, lambda db: tenants.create_tenant(db, args.name))
+    except tenants.TenantExists as err:
+        _fail(str(err))
+    print(f"tenant {args.name} ({tenant_id})")
+    _print_key(key)
+
+
+def cmd_key_create(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        key = _run_with_db(settings, lambda db: tenants.create_key(db, args.tenant))
+    except tenants.TenantNotFound as err:
+        _fail(str(err))
+    _print_key(key)
+
+
+def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        key_id = _run_with_db(settings, lambda db: tenants.revoke_key(db, args.key))
+    except tenants.KeyNotFound as err:
+        _fail(str(err))
+    print(f"revoked key {key_id}")
+
+
+def _print_key(key: tenants.ApiKey) -> None:
+    print(f"key id {key.id}; the key is shown only now:")
+    print(f"export KV_API_KEY={key.token}")
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
+    """Everything `make run` promises, in one process tree that Ctrl-C ends."""
+    from service import devdb
+
+    embedded = None
+    if settings.database_url is None:
+        embedded = devdb.EmbeddedPostgres(settings.data_dir / "postgres")
+        admin_url = embedded.start()
+        asyncio.run(_ensure_database(admin_url, "kvs"))
+        os.environ["DATABASE_URL"] = embedded.url("kvs")
+        settings = Settings()
+        print(f"kvs: PostgreSQL at {embedded.url('kvs')} (data in {embedded.datadir})")
+    worker = None
+    try:
+        cmd_migrate(settings, args)
+        token = _run_with_db(settings, lambda db: _dev_key(db, settings))
+        worker = subprocess.Popen([sys.executable, "-m", "service", "worker"])
+        print(
+            f"kvs: API on http://{settings.host}:{settings.port} with a provisioning worker; "
+            "Ctrl-C stops both. Paste this into another shell:\n"
+        )
+        print(f"export KV_API_KEY={token}\n", flush=True)
+        cmd_serve(settings, argparse.Namespace(host=None, port=None))
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _ensure_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')  # a fixed name, not input
+    finally:
+        await conn.close()
+
+
+async def _dev_key(db: Database, settings: Settings) -> str:
+    """The development tenant's key: the one kept in the data dir while it still works."""
+    path = settings.data_dir / "dev-api-key"
+    if path.exists():
+        token = path.read_text().strip()
+        if await tenants.key_is_valid(db, token):
+            return token
+    try:
+        _, key = await tenants.create_tenant(db, "dev")
+    except tenants.TenantExists:
+        key = await tenants.create_key(db, "dev")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(key.token + "\n")
+    return key.token

@@ -1,0 +1,132 @@
+"""The database layer: the pool's lifetime, the named queries, and driver-error classification."""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from service.errors import DatabaseTimeout, DatabaseUnavailable, ServiceError
+from service.settings import Settings
+
+SQL_DIR = Path(__file__).parent / "sql"
+_BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+# SQLSTATEs meaning "the database is not there right now" rather than "this request is wrong":
+# connection exceptions, shutdowns, and too many connections.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+_CANCELED_STATE = "57014"
+
+
+class Queries:
+    """Named SQL blocks from service/sql/*.sql, as attributes: `queries().claim_job`."""
+
+    def __init__(self, directory: Path) -> None:
+        for path in sorted(directory.glob("*.sql")):
+            parts = _BLOCK.split(path.read_text())
+            for name, body in zip(parts[1::2], parts[2::2], strict=True):
+                if hasattr(self, name):
+                    raise ValueError(f"query {name!r} is defined twice")
+                setattr(self, name, body.strip())
+
+    def __getattr__(self, name: str) -> str:
+        raise AttributeError(f"no query named {name!r} in {SQL_DIR}")
+
+
+@cache
+def queries() -> Queries:
+    """The named queries, read once."""
+    return Queries(SQL_DIR)
+
+
+def classify(err: BaseException) -> ServiceError | None:
+    """The service error a driver or network failure stands for, or None for a genuine bug.
+
+    Decided by exception type and SQLSTATE, never by message text (which is localizable).
+    """
+    if isinstance(err, asyncpg.PostgresError):
+        state = err.sqlstate or ""
+        if state.startswith(_UNAVAILABLE_STATES):
+            return DatabaseUnavailable("The database is unavailable; retry shortly.")
+        if state == _CANCELED_STATE:
+            return DatabaseTimeout("The database did not answer in time.")
+        return None
+    if isinstance(err, TimeoutError):
+        return DatabaseTimeout("The database did not answer in time.")
+    if isinstance(err, (OSError, asyncpg.InterfaceError)):
+        return DatabaseUnavailable("The database is unavailable; retry shortly.")
+    return None
+
+
+class Database:
+    """A connection pool whose every call is bounded in time and raises service errors.
+
+    Failures to reach the database become DatabaseUnavailable (503) and time-outs
+    DatabaseTimeout (504); other database errors propagate unchanged for the caller to classify.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self._acquire_timeout = settings.db_acquire_timeout
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
+                yield conn
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as err:
+            mapped = classify(err)
+            if mapped is None:
+                raise
+            raise mapped from err
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.connection() as conn:
+            return await conn.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with self.connection() as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self.connection() as conn:
+            return await conn.fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with self.connection() as conn:
+            return await conn.execute(query, *args)
+
+
+async def create_pool(settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
+    """A pool that opens connections on demand, so the process starts while the database is down."""
+    return await asyncpg.create_pool(
+        settings.dsn(),
+        min_size=0,
+        max_size=max_size or settings.db_pool_max,
+        timeout=settings.db_connect_timeout,
+        command_timeout=settings.db_command_timeout,
+    )
+
+
+@asynccontextmanager
+async def open_database(
+    settings: Settings, *, max_size: int | None = None
+) -> AsyncIterator[Database]:
+    """A Database for the duration of the block; the pool is closed on exit."""
+    pool = await create_pool(settings, max_size=max_size)
+    try:
+        yield Database(pool, settings)
+    finally:
+        try:
+            await asyncio.wait_for(pool.close(), timeout=settings.db_command_timeout)
+        except TimeoutError:
+            pool.terminate()

@@ -1,0 +1,1 @@
+"""HTTP handlers: parse the input, call one domain function, shape the answer."""

@@ -1,0 +1,98 @@
+"""Request ids and the one place where every failure becomes the contract's JSON error."""
+
+import json
+import logging
+import re
+import uuid
+
+from aiohttp import web
+
+from service import errors
+from service.appkeys import REQUEST_ID, SETTINGS
+from service.db import classify
+from service.errors import ErrorCode, ServiceError
+
+log = logging.getLogger(__name__)
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# aiohttp's own HTTP errors (unknown route, wrong method, oversized body) by status.
+_HTTP_ERRORS: dict[int, tuple[ErrorCode, str]] = {
+    404: (errors.NOT_FOUND, "The requested resource or URL could not be found."),
+    405: (errors.METHOD_NOT_ALLOWED, "This method is not allowed on this resource."),
+    413: (errors.PAYLOAD_TOO_LARGE, "The request body is too large."),
+}
+
+
+def error_body(
+    error: ErrorCode,
+    detail: str,
+    request_id: str,
+    *,
+    pointer: str | None = None,
+    parameter: str | None = None,
+) -> dict:
+    """The contract's error document for one error."""
+    entry: dict = {"code": error.code, "title": error.title, "detail": detail}
+    if pointer is not None:
+        entry["source"] = {"pointer": pointer}
+    elif parameter is not None:
+        entry["source"] = {"parameter": parameter}
+    entry["meta"] = {"request_id": request_id}
+    return {"errors": [entry]}
+
+
+def error_response(
+    request: web.Request,
+    error: ErrorCode,
+    detail: str,
+    *,
+    pointer: str | None = None,
+    parameter: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    headers = dict(headers or {})
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if error.status == 503:
+        headers["Retry-After"] = str(request.app[SETTINGS].retry_after_seconds)
+    body = error_body(error, detail, request[REQUEST_ID], pointer=pointer, parameter=parameter)
+    return web.json_response(body, status=error.status, headers=headers, dumps=json.dumps)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler):
+    """Keeps the caller's X-Request-Id when it is sane, else makes one; echoes it back."""
+    given = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID] = given if _CLIENT_REQUEST_ID.match(given) else uuid.uuid4().hex
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = request[REQUEST_ID]
+        raise
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Maps domain errors, aiohttp's HTTP errors and database failures to JSON error answers."""
+    try:
+        return await handler(request)
+    except ServiceError as err:
+        return error_response(
+            request, err.error, err.detail, pointer=err.pointer, parameter=err.parameter
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error, detail = _HTTP_ERRORS.get(exc.status, (errors.BAD_REQUEST, exc.reason))
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(request, error, detail, headers=headers)
+    except Exception as err:
+        mapped = classify(err)
+        if mapped is not None:
+            log.warning("database failure: %s", type(err).__name__)
+            return error_response(request, mapped.error, mapped.detail)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(request, errors.UNEXPECTED_ERROR, "An unexpected error occurred.")

@@ -1,0 +1,54 @@
+"""The service's configuration: one typed object, read from the environment and passed in."""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every setting, with its default. The README lists them; keep the two in step."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KVS_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    database_url: SecretStr | None = Field(default=None, validation_alias="DATABASE_URL")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+    db_pool_max: int = Field(default=10, ge=1)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    # Upper bound on one database call; past it the request answers 503 instead of hanging.
+    db_command_timeout: float = Field(default=10.0, gt=0)
+    # How long a request may wait for a free pool connection before answering 503.
+    db_acquire_timeout: float = Field(default=5.0, gt=0)
+    retry_after_seconds: int = Field(default=1, ge=1)
+
+    worker_poll_interval: float = Field(default=5.0, gt=0)
+    worker_lease_seconds: float = Field(default=30.0, gt=0)
+    worker_max_attempts: int = Field(default=5, ge=1)
+    worker_backoff_base: float = Field(default=1.0, ge=0)
+    worker_backoff_max: float = Field(default=60.0, ge=0)
+    delete_batch_size: int = Field(default=1000, ge=1)
+
+    migrations_dir: Path = REPO_ROOT / "migrations"
+    data_dir: Path = REPO_ROOT / ".data"
+    log_level: str = "INFO"
+    # Comma-separated `name=action` pairs that make the worker fail on purpose
+    # (actions: error, crash, sleep:SECONDS). For fault tests only; empty in production.
+    failpoints: str = ""
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return value or None
+
+    def dsn(self) -> str:
+        """The PostgreSQL URL, or a clear error when none is configured."""
+        if self.database_url is None:
+            raise SystemExit("DATABASE_URL is not set")
+        return self.database_url.get_secret_value()

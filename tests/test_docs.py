@@ -1,0 +1,39 @@
+"""The README's tables say what the code does."""
+
+import re
+
+from service.errors import ERROR_CODES
+from service.settings import REPO_ROOT, Settings
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def table_after(heading: str) -> list[list[str]]:
+    section = README.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+
+
+def test_the_readme_lists_every_setting_and_its_default():
+    listed = {row[0].strip("`"): row[1].strip("`") for row in table_after("Settings")}
+    expected = {}
+    for name, field in Settings.model_fields.items():
+        env = field.validation_alias or f"KVS_{name.upper()}"
+        expected[env] = field.default
+    assert set(listed) == set(expected)
+    for env, default in expected.items():
+        if env in ("DATABASE_URL", "KVS_MIGRATIONS_DIR", "KVS_DATA_DIR", "KVS_FAILPOINTS"):
+            continue  # described in words
+        assert listed[env] == str(default), env
+
+
+def test_the_readme_error_table_is_the_code_table():
+    listed = [(code, int(status), title) for code, status, title in table_after("Errors")]
+    assert listed == [(e.code, e.status, e.title) for e in ERROR_CODES]
+
+
+def test_the_readme_names_every_kvs_command():
+    from service.cli import _parser
+
+    commands = set(re.findall(r"^\| `kvs (\w+)", README, re.MULTILINE))
+    assert commands == set(_parser()._subparsers._group_actions[0].choices)
