@@ -57,7 +57,7 @@ def classify(err: BaseException) -> ServiceError | None:
         return None
     if isinstance(err, TimeoutError):
         return DatabaseTimeout("The database did not answer in time.")
-    if isinstance(err, (OSError, asyncpg.InterfaceError)):
+    if isinstance(err, OSError):
         return DatabaseUnavailable("The database is unavailable; retry shortly.")
     return None
 
@@ -78,7 +78,7 @@ class Database:
         try:
             async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
                 yield conn
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as err:
+        except (asyncpg.PostgresError, OSError, TimeoutError) as err:
             mapped = classify(err)
             if mapped is None:
                 raise

@@ -76,6 +76,10 @@ class Worker:
                 except (DatabaseUnavailable, DatabaseTimeout) as err:
                     log.warning("database unavailable: %s", err.detail)
                     delay = self.settings.worker_poll_interval
+                except Exception:
+                    # A bug or an unmigrated schema: say so loudly, keep the worker alive.
+                    log.exception("worker loop failed")
+                    delay = self.settings.worker_poll_interval
                 await self._sleep(delay)
         finally:
             await self._close_listener()

@@ -6,6 +6,7 @@ throwaway embedded server started for the session.
 
 import asyncio
 import os
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -170,3 +171,10 @@ def worker_env(database_url: str, **settings: str) -> dict[str, str]:
 
 KVS = [sys.executable, "-m", "service"]
 SRC = Path(__file__).resolve().parent.parent
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

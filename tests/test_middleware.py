@@ -1,11 +1,9 @@
 """Every error, on every route, in the contract's JSON shape; request ids; database outages."""
 
-import socket
-
 import pytest
 
 from service.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import closed_port, make_settings
 
 BASE = "/v2/storage/kvs"
 
@@ -51,12 +49,6 @@ async def test_an_oversized_json_body_is_a_json_413(client, tenant):
     )
     assert resp.status == 413
     assert (await resp.json())["errors"][0]["code"] == "75004"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_database_outage_is_503_with_retry_after_and_healthz_stays_up(aiohttp_client):

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
+from service.db import open_database
 from service.namespaces import delete_namespace
 from service.worker import Worker
-from tests.conftest import drain, make_settings
+from tests.conftest import closed_port, drain, make_settings
 from tests.workers import WorkerProcess, add_keys, new_namespace, status_of, wait_until
 
 
@@ -224,3 +225,14 @@ async def test_stop_hands_back_a_delete_in_progress(db, tenant, database_url):
     assert job["lease_owner"] is None and job["attempts"] == 0 and job["due"]
     await drain(Worker(db, make_settings(database_url)))
     assert await status_of(db, ns.id) is None
+
+
+async def test_the_worker_keeps_looping_while_the_database_is_unreachable(caplog):
+    settings = make_settings(
+        f"postgresql://postgres@127.0.0.1:{closed_port()}/none", db_connect_timeout=0.5
+    )
+    async with open_database(settings) as unreachable:
+        async with running(Worker(unreachable, settings)):
+            await asyncio.sleep(1.0)
+    unavailable = [r for r in caplog.records if r.getMessage().startswith("database unavailable")]
+    assert len(unavailable) >= 2
