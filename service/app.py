@@ -7,7 +7,8 @@ from aiohttp import web
 from service.appkeys import DATABASE, SCHEMA_VERSION, SETTINGS
 from service.auth import auth_middleware
 from service.db import open_database
-from service.handlers import health, namespaces
+from service.handlers import health, keys, namespaces
+from service.kv import MAX_VALUE_BYTES
 from service.middleware import error_middleware, request_id_middleware
 from service.migrations import latest_version
 from service.settings import Settings
@@ -21,10 +22,17 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     """The API application; its pool opens on startup and closes on cleanup."""
-    app = web.Application(middlewares=[request_id_middleware, error_middleware, auth_middleware])
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        client_max_size=MAX_VALUE_BYTES,
+        # Values are stored as the bytes sent: a handler refuses an encoded body (415) rather
+        # than have the parser decode it, or reject an unknown coding in plain text.
+        handler_args={"auto_decompress": False},
+    )
     app[SETTINGS] = settings
     app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
     app.cleanup_ctx.append(_database_ctx)
     app.add_routes(health.routes)
     app.add_routes(namespaces.routes)
+    app.add_routes(keys.routes)
     return app

@@ -14,7 +14,7 @@ from service.db import Database, queries
 from service.errors import AuthenticationFailed
 
 KEY_PREFIX = "kvs"
-_KEY = re.compile(r"^kvs_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_KEY = re.compile(r"kvs_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 # A hash to compare against when the key id is unknown, so that answer takes the same work.
 _NO_SUCH_KEY = hashlib.sha256(b"no such key").digest()
 
@@ -36,7 +36,7 @@ def generate_api_key() -> ApiKey:
 
 def parse_key_id(token: str) -> str | None:
     """The id part of a well-formed key, else None."""
-    match = _KEY.match(token)
+    match = _KEY.fullmatch(token)
     return match[1] if match else None
 
 
@@ -46,7 +46,7 @@ def _hash(secret: str) -> bytes:
 
 async def authenticate(db: Database, token: str) -> UUID:
     """The key's tenant; AuthenticationFailed if the key is malformed, unknown or revoked."""
-    match = _KEY.match(token)
+    match = _KEY.fullmatch(token)
     if not match:
         raise AuthenticationFailed("The API key is malformed.")
     key_id, secret = match[1], match[2]

@@ -14,13 +14,14 @@ from service.errors import ErrorCode, ServiceError
 
 log = logging.getLogger(__name__)
 
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # aiohttp's own HTTP errors (unknown route, wrong method, oversized body) by status.
 _HTTP_ERRORS: dict[int, tuple[ErrorCode, str]] = {
     404: (errors.NOT_FOUND, "The requested resource or URL could not be found."),
     405: (errors.METHOD_NOT_ALLOWED, "This method is not allowed on this resource."),
     413: (errors.PAYLOAD_TOO_LARGE, "The request body is too large."),
+    417: (errors.EXPECTATION_FAILED, "Only 'Expect: 100-continue' is supported."),
 }
 
 
@@ -56,15 +57,22 @@ def error_response(
         headers["WWW-Authenticate"] = "Bearer"
     if error.status == 503:
         headers["Retry-After"] = str(request.app[SETTINGS].retry_after_seconds)
+    headers["X-Request-Id"] = request[REQUEST_ID]
     body = error_body(error, detail, request[REQUEST_ID], pointer=pointer, parameter=parameter)
     return web.json_response(body, status=error.status, headers=headers, dumps=json.dumps)
 
 
+def assign_request_id(request: web.Request) -> str:
+    """The request's id: the caller's X-Request-Id when it is sane, else a new one."""
+    given = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID] = given if _CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return request[REQUEST_ID]
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler):
-    """Keeps the caller's X-Request-Id when it is sane, else makes one; echoes it back."""
-    given = request.headers.get("X-Request-Id", "")
-    request[REQUEST_ID] = given if _CLIENT_REQUEST_ID.match(given) else uuid.uuid4().hex
+    """Gives every request an id and echoes it in X-Request-Id."""
+    assign_request_id(request)
     try:
         response = await handler(request)
     except web.HTTPException as exc:

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 # Any constant shared by every migrating process; "kvs_migrate" as an int8.
 MIGRATION_LOCK_ID = 0x6B76735F6D696772
-_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FILE_NAME = re.compile(r"([0-9]{4})_([a-z0-9_]+)\.sql")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def load_migrations(directory: Path) -> list[Migration]:
     """The migrations in `directory`, in order; versions must run 1, 2, 3… without gaps."""
     found = []
     for path in sorted(directory.glob("*.sql")):
-        match = _FILE_NAME.match(path.name)
+        match = _FILE_NAME.fullmatch(path.name)
         if not match:
             raise MigrationError(f"{path.name}: expected a name like 0001_description.sql")
         found.append(Migration(int(match[1]), match[2], path.read_text()))

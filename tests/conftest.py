@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import asyncpg
 import pytest
@@ -21,6 +22,8 @@ from service.app import create_app
 from service.db import Database, open_database
 from service.devdb import EmbeddedPostgres
 from service.migrations import apply_migrations
+from service.models import NamespaceCreate
+from service.namespaces import create_namespace
 from service.settings import REPO_ROOT, Settings
 from service.worker import Worker
 
@@ -178,3 +181,30 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def key_url(namespace_id, key: str = "", *, listing: bool = False) -> URL:
+    """The URL of a key, with every character that a client could rewrite percent-encoded.
+
+    Dots are encoded too: an HTTP client would otherwise resolve `a/../b` to `b`.
+    """
+    base = f"/v2/storage/kvs/{namespace_id}/keys"
+    if listing:
+        return URL(base)
+    return URL(f"{base}/{quote(key, safe='').replace('.', '%2E')}", encoded=True)
+
+
+@pytest.fixture
+async def namespace(db: Database, tenant: Tenant, settings: Settings):
+    """A provisioned namespace of `tenant`, with TTL support."""
+    ns = await create_namespace(db, tenant.id, NamespaceCreate(name="keys"))
+    await drain(Worker(db, settings))
+    return ns.id
+
+
+@pytest.fixture
+async def no_ttl_namespace(db: Database, tenant: Tenant, settings: Settings):
+    """A provisioned namespace of `tenant` without TTL support."""
+    ns = await create_namespace(db, tenant.id, NamespaceCreate(name="no-ttl", ttl_support=False))
+    await drain(Worker(db, settings))
+    return ns.id

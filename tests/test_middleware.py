@@ -3,7 +3,8 @@
 import pytest
 
 from service.app import create_app
-from tests.conftest import closed_port, make_settings
+from service.migrations import latest_version
+from tests.conftest import MIGRATIONS, closed_port, make_settings
 
 BASE = "/v2/storage/kvs"
 
@@ -70,7 +71,7 @@ async def test_database_outage_is_503_with_retry_after_and_healthz_stays_up(aioh
 async def test_readyz_reports_the_schema_version(client):
     resp = await client.get("/readyz")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ready", "schema_version": 1}
+    assert await resp.json() == {"status": "ready", "schema_version": latest_version(MIGRATIONS)}
 
 
 async def test_readyz_is_503_on_an_unmigrated_database(aiohttp_client, empty_database_url):

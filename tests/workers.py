@@ -66,10 +66,11 @@ async def new_namespace(db: Database, tenant_id, name: str = "ns", ttl_support: 
 
 
 async def add_keys(db: Database, namespace_id, count: int) -> None:
+    """Inserts `count` one-byte keys straight into the table."""
     await db.execute(
-        "INSERT INTO kv_entries (namespace_id, key, value, content_type, size_bytes) "
-        "SELECT $1, 'key-' || g, '\\x00', 'application/octet-stream', 1 "
-        "FROM generate_series(1, $2) g",
+        "INSERT INTO kv_entries (namespace_id, key, value, content_type, size_bytes, version,"
+        " created_version) SELECT $1, 'key-' || g, '\\x00', 'application/octet-stream', 1, v, v"
+        " FROM generate_series(1, $2) g, LATERAL (SELECT nextval('kv_versions') AS v) s",
         namespace_id,
         count,
     )

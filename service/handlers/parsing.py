@@ -8,31 +8,45 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from service.errors import BadRequest, InvalidId, MissingParameter, ServiceError
+from service.errors import (
+    BadRequest,
+    InvalidId,
+    InvalidTtl,
+    MissingParameter,
+    ServiceError,
+    UnsupportedMediaType,
+)
+from service.kv import DEFAULT_CONTENT_TYPE, MAX_TTL_SECONDS
 from service.models import SERVER_OWNED_FIELDS
 
 M = TypeVar("M", bound=BaseModel)
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_POSITIVE_INT = re.compile(r"^[0-9]{1,18}$")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_DIGITS = re.compile(r"[0-9]+")
+_TTL = re.compile(r"[0-9]{1,11}")
+_CONTENT_TYPE = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 def parse_uuid(value: str, parameter: str = "id") -> UUID:
     """A path UUID in its canonical hyphenated form; anything else is 400."""
-    if not _UUID.match(value):
+    if not _UUID.fullmatch(value):
         raise InvalidId(f"'{parameter}' must be a UUID.", parameter=parameter)
     return UUID(value)
 
 
-def parse_positive_int(query: Any, parameter: str, default: int) -> int:
-    """A query parameter that must be a whole number of at least 1."""
+def parse_positive_int(query: Any, parameter: str, default: int, cap: int | None = None) -> int:
+    """A query parameter that must be a whole number of at least 1; above `cap` means `cap`."""
     raw = query.get(parameter)
     if raw is None:
         return default
-    if not _POSITIVE_INT.match(raw) or int(raw) < 1:
+    if not _DIGITS.fullmatch(raw) or int(raw[:19]) < 1:
         raise BadRequest(
             f"'{parameter}' must be a whole number of at least 1.", parameter=parameter
         )
+    if cap is not None and (len(raw) > 18 or int(raw) > cap):
+        return cap
+    if len(raw) > 18:
+        raise BadRequest(f"'{parameter}' is too large.", parameter=parameter)
     return int(raw)
 
 
@@ -68,3 +82,60 @@ def _as_service_error(problem: dict) -> ServiceError:
             )
         return BadRequest(f"'{field}' is not a known field.", pointer=pointer)
     return BadRequest(f"'{field}' is invalid: {problem['msg']}.", pointer=pointer)
+
+
+def parse_ttl(query: Any) -> int | None:
+    """`ttl_secs` as whole seconds in 1..9223372036, or None when absent."""
+    if "ttl" in query:
+        raise InvalidTtl("The 'ttl' parameter is not supported; use 'ttl_secs'.", parameter="ttl")
+    values = query.getall("ttl_secs", [])
+    if not values:
+        return None
+    if (
+        len(values) > 1
+        or not _TTL.fullmatch(values[0])
+        or not 1 <= int(values[0]) <= MAX_TTL_SECONDS
+    ):
+        raise InvalidTtl(
+            f"'ttl_secs' must be one whole number of seconds from 1 to {MAX_TTL_SECONDS}.",
+            parameter="ttl_secs",
+        )
+    return int(values[0])
+
+
+def parse_content_type(headers: Any) -> str:
+    """The request's Content-Type as sent: printable ASCII, 1 to 255 bytes."""
+    values = headers.getall("Content-Type", [])
+    if not values:
+        return DEFAULT_CONTENT_TYPE
+    if len(values) > 1 or not _CONTENT_TYPE.fullmatch(values[0]):
+        raise BadRequest(
+            "Send one Content-Type of 1 to 255 printable ASCII characters.",
+            parameter="Content-Type",
+        )
+    return values[0]
+
+
+def refuse_content_encoding(headers: Any) -> None:
+    """A value must be stored as the bytes sent, so an encoded body is refused, not decoded."""
+    codings = {
+        c.strip().lower() for v in headers.getall("Content-Encoding", []) for c in v.split(",")
+    }
+    if codings - {"identity", ""}:
+        raise UnsupportedMediaType(
+            "Content-Encoding is not supported: send the value as the bytes to store.",
+            parameter="Content-Encoding",
+        )
+
+
+def parse_boolean(query: Any, parameter: str) -> bool:
+    raw = query.get(parameter, "false")
+    if raw not in ("true", "false"):
+        raise BadRequest(f"'{parameter}' must be 'true' or 'false'.", parameter=parameter)
+    return raw == "true"
+
+
+def header_list(headers: Any, name: str) -> str | None:
+    """All values of a list-valued header, joined as one; None when absent."""
+    values = headers.getall(name, [])
+    return ", ".join(values) if values else None

@@ -1,0 +1,253 @@
+"""Keys and their values inside a namespace. Every operation is one SQL statement that also
+checks the namespace, so each costs one database round trip."""
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+
+from service.db import Database, queries
+from service.errors import (
+    BadRequest,
+    InvalidKey,
+    KeyNotFound,
+    NamespaceNotFound,
+    NamespaceNotReady,
+    PreconditionFailed,
+    TtlNotSupported,
+)
+from service.models import KeyList, KeyListItem, KeyListMeta
+
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_TTL_SECONDS = 9_223_372_036
+MAX_LIST_LIMIT = 1000
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+_KEY = re.compile(r"[A-Za-z0-9\-_/=.]{1,256}")
+_KEY_CHARS = re.compile(r"[A-Za-z0-9\-_/=.]{0,256}")
+_ETAG = re.compile(r'"[0-9]{1,19}"')
+_MAX_VERSION = 2**63 - 1
+# Greater than every key: keys are made of characters below 0x7f.
+_ABOVE_ALL_KEYS = "\x7f"
+
+AnyVersion = Literal["*"]
+
+
+def validate_key(name: str) -> str:
+    """The key name if the contract allows it; InvalidKey otherwise."""
+    if not _KEY.fullmatch(name):
+        raise InvalidKey("A key is 1 to 256 characters from a-z A-Z 0-9 - _ / = .", parameter="key")
+    if name.startswith("_"):
+        raise InvalidKey("Keys starting with '_' are reserved.", parameter="key")
+    return name
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_etags(header: str, *, weak: bool) -> list[int] | AnyVersion:
+    """The versions an If-Match (strong) or If-None-Match (weak) header names, or "*".
+
+    Tags this service never issued cannot match anything and are dropped.
+    """
+    if header.strip() == "*":
+        return "*"
+    versions = []
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith("W/"):
+            if not weak:
+                continue
+            tag = tag[2:]
+        if _ETAG.fullmatch(tag) and int(tag[1:-1]) <= _MAX_VERSION:
+            versions.append(int(tag[1:-1]))
+    return versions
+
+
+@dataclass(frozen=True)
+class Written:
+    created: bool
+    version: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Entry:
+    version: int
+    content_type: str
+    size_bytes: int
+    expires_at: datetime | None
+    value: bytes | None  # None when the caller already holds this version, or for HEAD
+
+
+def _ready(row: asyncpg.Record | None, *, ttl: bool = False) -> asyncpg.Record:
+    """The row of a namespace that exists for this tenant and takes key operations."""
+    if row is None:
+        raise NamespaceNotFound()
+    if row["status"] != "provision_ok":
+        raise NamespaceNotReady(
+            f"The namespace is {row['status']}; keys can be used once it is provision_ok.",
+            parameter="id",
+        )
+    if ttl and not row["ttl_support"]:
+        raise TtlNotSupported(
+            "This namespace was created without TTL support.", parameter="ttl_secs"
+        )
+    return row
+
+
+async def put_value(
+    db: Database,
+    tenant_id: UUID,
+    namespace_id: UUID,
+    key: str,
+    value: bytes,
+    content_type: str,
+    *,
+    ttl_seconds: int | None = None,
+    if_match: list[int] | AnyVersion | None = None,
+    if_absent: bool = False,
+) -> Written:
+    """Stores the value; `created` tells a new key (or one that had expired) from a replaced one.
+
+    `if_absent` writes only if no live value exists; `if_match` only over one of those
+    versions (or over any live value for "*"). Either failing raises PreconditionFailed.
+    """
+    args = (namespace_id, tenant_id, key, value, content_type, ttl_seconds)
+    if if_match is not None:
+        versions = None if if_match == "*" else if_match
+        row = await db.fetchrow(queries().put_entry_if_match, *args, versions)
+    elif if_absent:
+        row = await db.fetchrow(queries().put_entry_if_absent, *args)
+    else:
+        row = await db.fetchrow(queries().put_entry, *args)
+    _ready(row, ttl=ttl_seconds is not None)
+    if row["version"] is None:
+        raise PreconditionFailed(
+            "The key exists." if if_absent else "The key's current version does not match.",
+            parameter="If-None-Match" if if_absent else "If-Match",
+        )
+    return Written(row["created"], row["version"], row["expires_at"])
+
+
+async def get_value(
+    db: Database,
+    tenant_id: UUID,
+    namespace_id: UUID,
+    key: str,
+    *,
+    with_value: bool = True,
+    known_versions: list[int] | None = None,
+) -> Entry:
+    """The live value and its metadata; KeyNotFound if absent or expired.
+
+    The value is left out when `with_value` is false or its version is in `known_versions`.
+    """
+    if with_value:
+        row = await db.fetchrow(
+            queries().get_entry, namespace_id, tenant_id, key, known_versions or []
+        )
+    else:
+        row = await db.fetchrow(queries().head_entry, namespace_id, tenant_id, key)
+    _ready(row)
+    if row["version"] is None:
+        raise KeyNotFound()
+    value = row["value"] if with_value else None
+    return Entry(row["version"], row["content_type"], row["size_bytes"], row["expires_at"], value)
+
+
+async def delete_value(
+    db: Database,
+    tenant_id: UUID,
+    namespace_id: UUID,
+    key: str,
+    *,
+    if_match: list[int] | AnyVersion | None = None,
+) -> None:
+    """Deletes the key; deleting an absent key succeeds unless `if_match` is given."""
+    versions = None if if_match in (None, "*") else if_match
+    row = await db.fetchrow(
+        queries().delete_entry, namespace_id, tenant_id, key, if_match is not None, versions
+    )
+    _ready(row)
+    if if_match is not None and row["deleted"] == 0:
+        raise PreconditionFailed("The key's current version does not match.", parameter="If-Match")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    prefix: str = ""
+    start: str | None = None
+    end: str | None = None
+    cursor: str | None = None
+    limit: int = MAX_LIST_LIMIT
+    reverse: bool = False
+
+
+def validate_key_fragment(value: str, parameter: str) -> str:
+    """A prefix or range bound: key characters, at most 256."""
+    if not _KEY_CHARS.fullmatch(value):
+        raise BadRequest(
+            f"'{parameter}' may hold only key characters (a-z A-Z 0-9 - _ / = .), at most 256.",
+            parameter=parameter,
+        )
+    return value
+
+
+def _encode_cursor(key: str, reverse: bool) -> str:
+    return base64.urlsafe_b64encode(f"{'r' if reverse else 'f'}:{key}".encode()).decode()
+
+
+def _decode_cursor(cursor: str, reverse: bool) -> str:
+    """The last key of the previous page; BadRequest for anything this service did not issue."""
+    try:
+        direction, sep, key = (
+            base64.urlsafe_b64decode(cursor.encode("ascii")).decode().partition(":")
+        )
+    except (binascii.Error, UnicodeError, ValueError) as err:
+        raise BadRequest("The cursor is not valid.", parameter="cursor") from err
+    if sep != ":" or direction != ("r" if reverse else "f") or not _KEY.fullmatch(key):
+        raise BadRequest("The cursor is not valid for this listing.", parameter="cursor")
+    return key
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string above every string that starts with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else _ABOVE_ALL_KEYS
+
+
+async def list_values(
+    db: Database, tenant_id: UUID, namespace_id: UUID, query: ListQuery
+) -> KeyList:
+    """One page of live keys in byte order (or reversed), with the cursor to the next page."""
+    low = max(query.prefix, query.start or "")
+    high = min(_prefix_end(query.prefix), query.end or _ABOVE_ALL_KEYS)
+    after = _decode_cursor(query.cursor, query.reverse) if query.cursor else None
+    limit = min(query.limit, MAX_LIST_LIMIT)
+    if query.reverse:
+        sql, bound = queries().list_entries_reverse, after or _ABOVE_ALL_KEYS
+    else:
+        sql, bound = queries().list_entries, after or ""
+    rows = await db.fetch(sql, namespace_id, tenant_id, low, bound, high, limit + 1)
+    _ready(rows[0] if rows else None)
+    items = [
+        KeyListItem(
+            key=r["key"],
+            size_bytes=r["size_bytes"],
+            updated_at=r["updated_at"],
+            content_type=r["content_type"],
+            expires_at=r["expires_at"],
+        )
+        for r in rows
+        if r["key"] is not None
+    ]
+    has_more = len(items) > limit
+    items = items[:limit]
+    cursor = _encode_cursor(items[-1].key, query.reverse) if has_more else None
+    return KeyList(data=items, meta=KeyListMeta(cursor=cursor, has_more=has_more))
