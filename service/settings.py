@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     worker_backoff_base: float = Field(default=1.0, ge=0)
     worker_backoff_max: float = Field(default=60.0, ge=0)
     delete_batch_size: int = Field(default=1000, ge=1)
+    sweep_interval: float = Field(default=5.0, gt=0)
+    # Small, so each sweep statement holds its row locks only briefly.
+    sweep_batch_size: int = Field(default=500, ge=1)
 
     migrations_dir: Path = REPO_ROOT / "migrations"
     data_dir: Path = REPO_ROOT / ".data"

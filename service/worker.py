@@ -1,4 +1,5 @@
-"""The provisioning worker: provisions and deletes namespaces from the `jobs` queue.
+"""The provisioning worker: provisions and deletes namespaces from the `jobs` queue, and sweeps
+expired keys.
 
 Jobs are claimed with FOR UPDATE SKIP LOCKED and leased; every change that finishes a job
 first checks, under row locks, that this worker still holds the lease, so a worker that lost
@@ -57,6 +58,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        self._next_sweep = 0.0
 
     def stop(self) -> None:
         """Asks run() to return after the current job is finished or released."""
@@ -72,7 +74,13 @@ class Worker:
                 try:
                     if await self.run_once():
                         continue
-                    delay = await self._seconds_until_next_job()
+                    if time.monotonic() >= self._next_sweep:
+                        if await self.sweep_once() == self.settings.sweep_batch_size:
+                            continue  # more are expired: jobs first, then the next batch
+                        self._next_sweep = time.monotonic() + self.settings.sweep_interval
+                    delay = min(
+                        await self._seconds_until_next_job(), self._next_sweep - time.monotonic()
+                    )
                 except (DatabaseUnavailable, DatabaseTimeout) as err:
                     log.warning("database unavailable: %s", err.detail)
                     delay = self.settings.worker_poll_interval
@@ -92,6 +100,18 @@ class Worker:
             return False
         await self.process(job)
         return True
+
+    async def sweep_once(self) -> int:
+        """Deletes one small batch of expired keys; returns how many went.
+
+        Expired keys are never served whether or not they are swept: sweeping only reclaims
+        their space, so it goes in small batches that never hold locks for long.
+        """
+        result = await self.db.execute(queries().sweep_expired, self.settings.sweep_batch_size)
+        swept = int(result.split()[-1])
+        if swept:
+            log.info("swept expired keys", extra={"expired_keys": swept})
+        return swept
 
     async def claim(self) -> Job | None:
         """Leases the oldest due job to this worker."""

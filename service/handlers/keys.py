@@ -21,7 +21,8 @@ from service.middleware import assign_request_id, error_response
 
 routes = web.RouteTableDef()
 
-KEY_PATH = "/v2/storage/kvs/{id:[^/]+}/keys/{key:.*}"
+# Any character, newlines included: the handler, not the router, decides what a key may be.
+KEY_PATH = r"/v2/storage/kvs/{id:[^/]+}/keys/{key:[\s\S]*}"
 EXPIRES_HEADER = "X-Expires-At"
 _TOO_LARGE = f"A value is at most {kv.MAX_VALUE_BYTES} bytes."
 
