@@ -120,13 +120,17 @@ async def put_value(
     versions (or over any live value for "*"). Either failing raises PreconditionFailed.
     """
     args = (namespace_id, tenant_id, key, value, content_type, ttl_seconds)
-    if if_match is not None:
-        versions = None if if_match == "*" else if_match
-        row = await db.fetchrow(queries().put_entry_if_match, *args, versions)
-    elif if_absent:
-        row = await db.fetchrow(queries().put_entry_if_absent, *args)
-    else:
-        row = await db.fetchrow(queries().put_entry, *args)
+    try:
+        if if_match is not None:
+            versions = None if if_match == "*" else if_match
+            row = await db.fetchrow(queries().put_entry_if_match, *args, versions)
+        elif if_absent:
+            row = await db.fetchrow(queries().put_entry_if_absent, *args)
+        else:
+            row = await db.fetchrow(queries().put_entry, *args)
+    except asyncpg.ForeignKeyViolationError as err:
+        # The namespace was removed between this statement's snapshot and its insert.
+        raise NamespaceNotFound() from err
     _ready(row, ttl=ttl_seconds is not None)
     if row["version"] is None:
         raise PreconditionFailed(

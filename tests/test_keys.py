@@ -263,3 +263,17 @@ async def test_another_tenants_namespace_is_a_404_like_a_missing_one(
 async def test_a_bad_namespace_id_is_400(client, tenant):
     resp = await client.put("/v2/storage/kvs/not-a-uuid/keys/k", data=b"x", headers=tenant.headers)
     assert resp.status == 400 and await error_code(resp) == "10006"
+
+
+async def test_a_put_racing_the_final_removal_of_its_namespace_is_404_not_500(
+        client, tenant, namespace, db):
+    """The PUT's snapshot still sees a ready namespace; the removal commits under it."""
+    async with db.transaction() as remover:
+        await remover.execute("DELETE FROM namespace_storage WHERE namespace_id = $1", namespace)
+        await remover.execute("DELETE FROM namespaces WHERE id = $1", namespace)
+        racing = asyncio.create_task(put(client, tenant, namespace, "k"))
+        await asyncio.sleep(0.3)  # the PUT is now waiting on the removed row's lock
+        assert not racing.done()
+    resp = await racing
+    assert resp.status == 404
+    assert await db.fetchval("SELECT count(*) FROM kv_entries") == 0
