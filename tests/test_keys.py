@@ -266,7 +266,8 @@ async def test_a_bad_namespace_id_is_400(client, tenant):
 
 
 async def test_a_put_racing_the_final_removal_of_its_namespace_is_404_not_500(
-        client, tenant, namespace, db):
+    client, tenant, namespace, db
+):
     """The PUT's snapshot still sees a ready namespace; the removal commits under it."""
     async with db.transaction() as remover:
         await remover.execute("DELETE FROM namespace_storage WHERE namespace_id = $1", namespace)
