@@ -278,3 +278,17 @@ async def test_a_put_racing_the_final_removal_of_its_namespace_is_404_not_500(
     resp = await racing
     assert resp.status == 404
     assert await db.fetchval("SELECT count(*) FROM kv_entries") == 0
+
+
+async def test_listing_another_tenants_namespace_is_a_404_like_a_missing_one(
+    client, tenant, other_tenant, namespace
+):
+    await put(client, tenant, namespace, "k")
+    answers = []
+    for ns in (namespace, uuid.uuid4()):
+        resp = await client.get(
+            key_url(ns, listing=True), headers={**other_tenant.headers, "X-Request-Id": "same"}
+        )
+        answers.append((resp.status, (await resp.read()).replace(str(ns).encode(), b"ID")))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 404

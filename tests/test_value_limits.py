@@ -169,3 +169,16 @@ async def test_fifty_concurrent_100_mib_uploads_grow_the_server_by_a_few_tens_of
         file=sys.stderr,
     )
     assert growth < 40
+
+
+async def test_an_expectation_other_than_100_continue_is_417(client, tenant, namespace):
+    head = put_head(path(namespace), tenant.token, "Content-Length: 1\r\nExpect: something\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    try:
+        writer.write(head)
+        async with asyncio.timeout(5):
+            resp = await read_response(reader)
+    finally:
+        writer.close()
+    assert resp.status == 417
+    assert b'"75009"' in resp.body
