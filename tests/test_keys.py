@@ -209,16 +209,23 @@ async def test_if_match_on_delete(client, tenant, namespace):
     assert gone.status == 412
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"If-Match": "*", "If-None-Match": "*"},
-        {"If-None-Match": '"5"'},
-    ],
-)
-async def test_unsupported_condition_combinations_are_400(client, tenant, namespace, headers):
-    resp = await put(client, tenant, namespace, "k", b"x", headers)
+async def test_if_none_match_on_put_takes_only_a_star(client, tenant, namespace):
+    resp = await put(client, tenant, namespace, "k", b"x", {"If-None-Match": '"5"'})
     assert resp.status == 400
+    assert (await resp.json())["errors"][0]["source"] == {"parameter": "If-None-Match"}
+
+
+async def test_if_match_with_if_none_match_star_can_never_hold(client, tenant, namespace):
+    both = {"If-None-Match": "*"}
+    assert (
+        await put(client, tenant, namespace, "k", b"1", {**both, "If-Match": "*"})
+    ).status == 412
+    etag = (await put(client, tenant, namespace, "k", b"1")).headers["ETag"]
+    assert (
+        await put(client, tenant, namespace, "k", b"2", {**both, "If-Match": etag})
+    ).status == 412
+    got = await client.get(key_url(namespace, "k"), headers=tenant.headers)
+    assert await got.read() == b"1"
 
 
 @pytest.mark.parametrize("method", ["PUT", "GET", "HEAD", "DELETE"])

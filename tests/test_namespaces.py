@@ -148,8 +148,9 @@ async def test_list_defaults_to_20_and_caps_page_size_at_250(client, tenant):
         "data": [],
         "meta": {"page_number": 1, "page_size": 20, "total_pages": 0, "total_results": 0},
     }
-    resp = await client.get(BASE, params={"page[size]": "1000"}, headers=tenant.headers)
-    assert (await resp.json())["meta"]["page_size"] == 250
+    for size in ("251", "1000", "9" * 5000):
+        resp = await client.get(BASE, params={"page[size]": size}, headers=tenant.headers)
+        assert (await resp.json())["meta"]["page_size"] == 250
 
 
 async def test_a_page_past_the_end_is_empty(client, tenant):
@@ -167,7 +168,8 @@ async def test_a_page_past_the_end_is_empty(client, tenant):
         ("page[number]", "x"),
         ("page[size]", "0"),
         ("page[size]", "1.5"),
-        ("page[size]", "9" * 5000),
+        ("page[number]", "2147483648"),
+        ("page[number]", "9" * 5000),
     ],
 )
 async def test_bad_page_parameters_are_400(client, tenant, param, value):

@@ -10,13 +10,13 @@ from service.errors import DatabaseUnavailable
 routes = web.RouteTableDef()
 
 
-@routes.get("/healthz")
+@routes.get("/healthz", allow_head=False)
 async def healthz(request: web.Request) -> web.Response:
     """The process answers; never touches the database."""
     return web.json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
+@routes.get("/readyz", allow_head=False)
 async def readyz(request: web.Request) -> web.Response:
     """The database answers and its schema is the one this code expects."""
     try:

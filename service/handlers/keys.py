@@ -84,10 +84,13 @@ async def put_key(request: web.Request) -> web.Response:
     refuse_content_encoding(request.headers)
     if_match = header_list(request.headers, hdrs.IF_MATCH)
     if_none_match = header_list(request.headers, hdrs.IF_NONE_MATCH)
-    if if_match is not None and if_none_match is not None:
-        raise BadRequest("Send If-Match or If-None-Match, not both.", parameter="If-Match")
     if if_none_match is not None and if_none_match.strip() != "*":
         raise BadRequest("On PUT, If-None-Match supports only '*'.", parameter="If-None-Match")
+    versions = None if if_match is None else kv.parse_etags(if_match, weak=False)
+    if versions is not None and if_none_match is not None:
+        # RFC 9110: If-Match must hold (a live value exists) and If-None-Match: * must hold
+        # (none exists): never both, so nothing may match.
+        versions = []
     value = await read_value(request)
     written = await kv.put_value(
         request.app[DATABASE],
@@ -97,7 +100,7 @@ async def put_key(request: web.Request) -> web.Response:
         value,
         content_type,
         ttl_seconds=ttl,
-        if_match=None if if_match is None else kv.parse_etags(if_match, weak=False),
+        if_match=versions,
         if_absent=if_none_match is not None,
     )
     return web.Response(
@@ -147,7 +150,7 @@ async def delete_key(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.get("/v2/storage/kvs/{id:[^/]+}/keys")
+@routes.get("/v2/storage/kvs/{id:[^/]+}/keys", allow_head=False)
 async def list_keys(request: web.Request) -> web.Response:
     namespace_id = parse_uuid(request.match_info["id"])
     q = request.query

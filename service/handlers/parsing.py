@@ -34,8 +34,10 @@ def parse_uuid(value: str, parameter: str = "id") -> UUID:
     return UUID(value)
 
 
-def parse_positive_int(query: Any, parameter: str, default: int, cap: int | None = None) -> int:
-    """A query parameter that must be a whole number of at least 1; above `cap` means `cap`."""
+def parse_positive_int(
+    query: Any, parameter: str, default: int, *, cap: int | None = None, maximum: int = 2**31 - 1
+) -> int:
+    """A whole number of at least 1; above `cap` it means `cap`, above `maximum` it is a 400."""
     raw = query.get(parameter)
     if raw is None:
         return default
@@ -45,8 +47,8 @@ def parse_positive_int(query: Any, parameter: str, default: int, cap: int | None
         )
     if cap is not None and (len(raw) > 18 or int(raw) > cap):
         return cap
-    if len(raw) > 18:
-        raise BadRequest(f"'{parameter}' is too large.", parameter=parameter)
+    if len(raw) > 18 or int(raw) > maximum:
+        raise BadRequest(f"'{parameter}' must be at most {maximum}.", parameter=parameter)
     return int(raw)
 
 
