@@ -4,13 +4,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service.appkeys import DATABASE, SCHEMA_VERSION, SETTINGS
+from service.appkeys import DATABASE, OPENAPI, SCHEMA_VERSION, SETTINGS
 from service.auth import auth_middleware
 from service.db import open_database
-from service.handlers import health, keys, namespaces
+from service.handlers import docs, health, keys, namespaces
 from service.kv import MAX_VALUE_BYTES
 from service.middleware import error_middleware, request_id_middleware
 from service.migrations import latest_version
+from service.openapi import load_document
 from service.settings import Settings
 
 
@@ -31,8 +32,10 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
+    app[OPENAPI] = load_document(settings.openapi_file)
     app.cleanup_ctx.append(_database_ctx)
     app.add_routes(health.routes)
     app.add_routes(namespaces.routes)
     app.add_routes(keys.routes)
+    app.add_routes(docs.routes)
     return app

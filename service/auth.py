@@ -84,9 +84,18 @@ def tenant_of(request: web.Request) -> UUID:
     return request[TENANT]
 
 
+def public(handler):
+    """Marks a handler under /v2 as needing no API key."""
+    handler.public = True
+    return handler
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    """Every route under /v2 needs a valid key; the tenant is kept on the request."""
+    """Every route under /v2 needs a valid key, unless marked public; the tenant is kept on
+    the request. Unknown paths under /v2 need one too, so they reveal nothing."""
+    if getattr(request.match_info.handler, "public", False):
+        return await handler(request)
     if request.path == "/v2" or request.path.startswith("/v2/"):
         token = token_from_headers(request)
         request[TENANT] = await authenticate(request.app[DATABASE], token)

@@ -63,5 +63,6 @@ class KeyListMeta(BaseModel):
 
 
 class KeyList(BaseModel):
+    record_type: Literal["storage_kv_key"] = "storage_kv_key"
     data: list[KeyListItem]
     meta: KeyListMeta

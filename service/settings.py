@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     sweep_batch_size: int = Field(default=500, ge=1)
 
     migrations_dir: Path = REPO_ROOT / "migrations"
+    openapi_file: Path = REPO_ROOT / "openapi" / "openapi.yaml"
     data_dir: Path = REPO_ROOT / ".data"
     log_level: str = "INFO"
     # Comma-separated `name=action` pairs that make the worker fail on purpose

@@ -126,7 +126,13 @@ async def test_malformed_percent_encoding_is_400_too(client, tenant, namespace, 
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(name=st.text(alphabet=st.sampled_from(ALLOWED) | st.characters(), max_size=260))
+@given(
+    name=st.text(
+        # Lone surrogates cannot be percent-encoded by any client, so none can be sent.
+        alphabet=st.sampled_from(ALLOWED) | st.characters(exclude_categories=("Cs",)),
+        max_size=260,
+    )
+)
 async def test_any_name_either_round_trips_or_is_a_400(client, tenant, namespace, name):
     if is_valid(name):
         await assert_round_trip(client, tenant, namespace, name)
