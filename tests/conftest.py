@@ -26,6 +26,7 @@ from service.models import NamespaceCreate
 from service.namespaces import create_namespace
 from service.settings import REPO_ROOT, Settings
 from service.worker import Worker
+from tests.spec_check import SpecCheckedClient
 
 MIGRATIONS = REPO_ROOT / "migrations"
 
@@ -129,8 +130,24 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def client(aiohttp_client, settings: Settings):
-    return await aiohttp_client(create_app(settings))
+async def make_client(aiohttp_server):
+    """Serves an app on a real port; its client checks every answer against the spec."""
+    clients = []
+
+    async def make(app):
+        client = SpecCheckedClient(await aiohttp_server(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def client(make_client, settings: Settings):
+    return await make_client(create_app(settings))
 
 
 class Tenant:

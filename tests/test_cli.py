@@ -23,10 +23,8 @@ def printed_key(result: subprocess.CompletedProcess) -> str:
     return lines[0].split("=", 1)[1]
 
 
-async def test_tenant_create_prints_a_working_key_and_key_rotation_works(
-    aiohttp_client, database_url
-):
-    client = await aiohttp_client(create_app(make_settings(database_url)))
+async def test_tenant_create_prints_a_working_key_and_key_rotation_works(make_client, database_url):
+    client = await make_client(create_app(make_settings(database_url)))
 
     async def status(key):
         return (await client.get("/v2/storage/kvs", headers={"X-Api-Key": key})).status

@@ -52,11 +52,11 @@ async def test_an_oversized_json_body_is_a_json_413(client, tenant):
     assert (await resp.json())["errors"][0]["code"] == "75004"
 
 
-async def test_database_outage_is_503_with_retry_after_and_healthz_stays_up(aiohttp_client):
+async def test_database_outage_is_503_with_retry_after_and_healthz_stays_up(make_client):
     settings = make_settings(
         f"postgresql://postgres@127.0.0.1:{closed_port()}/none", db_connect_timeout=1.0
     )
-    client = await aiohttp_client(create_app(settings))
+    client = await make_client(create_app(settings))
     assert (await client.get("/healthz")).status == 200
     well_formed_key = "kvs_" + "0" * 16 + "_" + "A" * 43
     for path, headers in [("/readyz", {}), (BASE, {"X-Api-Key": well_formed_key})]:
@@ -74,8 +74,8 @@ async def test_readyz_reports_the_schema_version(client):
     assert await resp.json() == {"status": "ready", "schema_version": latest_version(MIGRATIONS)}
 
 
-async def test_readyz_is_503_on_an_unmigrated_database(aiohttp_client, empty_database_url):
-    client = await aiohttp_client(create_app(make_settings(empty_database_url)))
+async def test_readyz_is_503_on_an_unmigrated_database(make_client, empty_database_url):
+    client = await make_client(create_app(make_settings(empty_database_url)))
     resp = await client.get("/readyz")
     assert resp.status == 503
     assert "kvs migrate" in (await resp.json())["errors"][0]["detail"]
