@@ -26,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check service tests
 	$(BIN)/ruff format --check service tests
+	$(BIN)/openapi-spec-validator openapi/openapi.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
