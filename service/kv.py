@@ -124,10 +124,8 @@ async def put_value(
         if if_match is not None:
             versions = None if if_match == "*" else if_match
             row = await db.fetchrow(queries().put_entry_if_match, *args, versions)
-        elif if_absent:
-            row = await db.fetchrow(queries().put_entry_if_absent, *args)
         else:
-            row = await db.fetchrow(queries().put_entry, *args)
+            row = await db.fetchrow(queries().put_entry, *args, if_absent)
     except asyncpg.ForeignKeyViolationError as err:
         # The namespace was removed between this statement's snapshot and its insert.
         raise NamespaceNotFound() from err

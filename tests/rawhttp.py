@@ -57,6 +57,28 @@ async def exchange(
         writer.close()
 
 
+async def head_only(port: int, head: bytes, timeout: float = 5.0) -> RawResponse:
+    """Sends only the request head, as a client awaiting `100 Continue` does; the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        async with asyncio.timeout(timeout):
+            return await read_response(reader)
+    finally:
+        writer.close()
+
+
+async def wait_until_serving(port: int) -> None:
+    """Returns once something answers HTTP on the port (at most 10 s)."""
+    for _ in range(200):
+        try:
+            await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing serves on port {port}")
+
+
 def put_head(path: str, token: str, extra: str = "") -> bytes:
     return (
         f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"

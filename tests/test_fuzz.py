@@ -6,7 +6,7 @@ import re
 import sys
 
 from tests.conftest import KVS, closed_port, worker_env
-from tests.rawhttp import exchange
+from tests.rawhttp import wait_until_serving
 from tests.spec_check import SPEC_PATH
 
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
@@ -18,12 +18,7 @@ async def test_schemathesis_finds_no_failures(database_url, tenant):
     server = await asyncio.create_subprocess_exec(*KVS, "serve", env=env)
     worker = await asyncio.create_subprocess_exec(*KVS, "worker", env=env)
     try:
-        for _ in range(200):
-            try:
-                await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
+        await wait_until_serving(port)
         fuzz = await asyncio.create_subprocess_exec(
             *SCHEMATHESIS,
             "run",

@@ -7,7 +7,15 @@ import pytest
 
 from service.kv import MAX_VALUE_BYTES
 from tests.conftest import KVS, closed_port, key_url, worker_env
-from tests.rawhttp import chunked, exchange, plain, put_head, read_response
+from tests.rawhttp import (
+    chunked,
+    exchange,
+    head_only,
+    plain,
+    put_head,
+    read_response,
+    wait_until_serving,
+)
 
 MIB = 1024 * 1024
 
@@ -46,13 +54,7 @@ async def test_an_oversized_content_length_is_refused_before_the_body_is_read(
     client, tenant, namespace
 ):
     head = put_head(path(namespace), tenant.token, f"Content-Length: {100 * MIB}\r\n")
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    try:
-        writer.write(head)  # and not one byte of the body
-        async with asyncio.timeout(5):
-            resp = await read_response(reader)
-    finally:
-        writer.close()
+    resp = await head_only(client.server.port, head)  # and not one byte of the body
     assert resp.status == 413
 
 
@@ -69,13 +71,7 @@ async def test_expect_100_continue_refuses_a_large_body_before_it_is_sent(
     head = put_head(
         path(namespace), tenant.token, f"Content-Length: {100 * MIB}\r\nExpect: 100-continue\r\n"
     )
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    try:
-        writer.write(head)
-        async with asyncio.timeout(5):
-            resp = await read_response(reader)
-    finally:
-        writer.close()
+    resp = await head_only(client.server.port, head)
     assert resp.status == 413  # the final answer, with no "100 Continue" before it
     assert b'"75004"' in resp.body and resp.headers["x-request-id"]
 
@@ -113,12 +109,7 @@ async def test_fifty_concurrent_100_mib_uploads_grow_the_server_by_a_few_tens_of
         *KVS, "serve", env=env, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        for _ in range(100):
-            try:
-                await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
+        await wait_until_serving(port)
         # Warm up every code path the uploads take, so the baseline includes its allocations.
         for i in range(3):
             head = put_head(
@@ -173,12 +164,6 @@ async def test_fifty_concurrent_100_mib_uploads_grow_the_server_by_a_few_tens_of
 
 async def test_an_expectation_other_than_100_continue_is_417(client, tenant, namespace):
     head = put_head(path(namespace), tenant.token, "Content-Length: 1\r\nExpect: something\r\n")
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    try:
-        writer.write(head)
-        async with asyncio.timeout(5):
-            resp = await read_response(reader)
-    finally:
-        writer.close()
+    resp = await head_only(client.server.port, head)
     assert resp.status == 417
     assert b'"75009"' in resp.body

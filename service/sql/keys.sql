@@ -5,13 +5,15 @@
 -- Parameters: $1 namespace id, $2 tenant id, $3 key.
 
 -- name: put_entry
--- $4 value, $5 content type, $6 ttl seconds (NULL: no expiry).
+-- $4 value, $5 content type, $6 ttl seconds (NULL: no expiry), $7 create only (If-None-Match:
+-- *): then a live value is left alone and no row comes back.
 WITH ns AS (
     SELECT status, ttl_support FROM namespaces WHERE id = $1 AND tenant_id = $2
 ), written AS (
     INSERT INTO kv_entries AS e (namespace_id, key, value, content_type, size_bytes, expires_at,
                                  version, created_version)
-    SELECT $1, $3, $4::bytea, $5::text, octet_length($4::bytea), now() + make_interval(secs => $6), v.v, v.v
+    SELECT $1, $3, $4::bytea, $5::text, octet_length($4::bytea),
+           now() + make_interval(secs => $6), v.v, v.v
     FROM ns, LATERAL (SELECT nextval('kv_versions') AS v) v
     WHERE ns.status = 'provision_ok' AND ($6::float8 IS NULL OR ns.ttl_support)
     ON CONFLICT (namespace_id, key) DO UPDATE SET
@@ -22,28 +24,8 @@ WITH ns AS (
                                THEN e.created_version ELSE EXCLUDED.version END,
         created_at = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
                           THEN e.created_at ELSE now() END
+    WHERE NOT $7 OR e.expires_at <= now()
     RETURNING version, version = created_version AS created, expires_at
-)
-SELECT ns.status, ns.ttl_support, w.version, w.created, w.expires_at
-FROM ns LEFT JOIN written w ON true;
-
--- name: put_entry_if_absent
--- As put_entry, but writes only when no live value exists (If-None-Match: *).
-WITH ns AS (
-    SELECT status, ttl_support FROM namespaces WHERE id = $1 AND tenant_id = $2
-), written AS (
-    INSERT INTO kv_entries AS e (namespace_id, key, value, content_type, size_bytes, expires_at,
-                                 version, created_version)
-    SELECT $1, $3, $4::bytea, $5::text, octet_length($4::bytea), now() + make_interval(secs => $6), v.v, v.v
-    FROM ns, LATERAL (SELECT nextval('kv_versions') AS v) v
-    WHERE ns.status = 'provision_ok' AND ($6::float8 IS NULL OR ns.ttl_support)
-    ON CONFLICT (namespace_id, key) DO UPDATE SET
-        value = EXCLUDED.value, content_type = EXCLUDED.content_type,
-        size_bytes = EXCLUDED.size_bytes, expires_at = EXCLUDED.expires_at,
-        updated_at = now(), created_at = now(), version = EXCLUDED.version,
-        created_version = EXCLUDED.version
-    WHERE e.expires_at <= now()
-    RETURNING version, true AS created, expires_at
 )
 SELECT ns.status, ns.ttl_support, w.version, w.created, w.expires_at
 FROM ns LEFT JOIN written w ON true;
