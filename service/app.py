@@ -4,35 +4,51 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service.appkeys import DATABASE, OPENAPI, SCHEMA_VERSION, SETTINGS
+from service.appkeys import DATABASE, METRICS, METRICS_PORT, OPENAPI, SCHEMA_VERSION, SETTINGS
 from service.auth import auth_middleware
 from service.db import open_database
 from service.handlers import docs, health, keys, namespaces
 from service.kv import MAX_VALUE_BYTES
-from service.middleware import error_middleware, request_id_middleware
+from service.metrics import Metrics, serve_metrics
+from service.middleware import error_middleware, observe_middleware, request_id_middleware
 from service.migrations import latest_version
 from service.openapi import load_document
 from service.settings import Settings
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with open_database(app[SETTINGS]) as db:
+    async with open_database(app[SETTINGS], metrics=app[METRICS]) as db:
         app[DATABASE] = db
+        yield
+
+
+async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with serve_metrics(app[METRICS], settings.metrics_host, settings.metrics_port) as port:
+        app[METRICS_PORT] = port
         yield
 
 
 def create_app(settings: Settings) -> web.Application:
     """The API application; its pool opens on startup and closes on cleanup."""
+    metrics = Metrics()
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            request_id_middleware,
+            observe_middleware(metrics),
+            error_middleware,
+            auth_middleware,
+        ],
         client_max_size=MAX_VALUE_BYTES,
         # Values are stored as the bytes sent: a handler refuses an encoded body (415) rather
         # than have the parser decode it, or reject an unknown coding in plain text.
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
     app[OPENAPI] = load_document(settings.openapi_file)
+    app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_database_ctx)
     app.add_routes(health.routes)
     app.add_routes(namespaces.routes)

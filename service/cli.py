@@ -17,6 +17,7 @@ from service import tenants
 from service.app import create_app
 from service.db import Database, open_database
 from service.logs import configure_logging
+from service.metrics import Metrics, serve_metrics
 from service.migrations import MigrationError, apply_migrations
 from service.settings import Settings
 from service.worker import Worker
@@ -87,8 +88,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> None:
-        async with open_database(settings) as db:
-            worker = Worker(db, settings)
+        metrics = Metrics()
+        async with (
+            serve_metrics(metrics, settings.metrics_host, settings.worker_metrics_port),
+            open_database(settings, metrics=metrics) as db,
+        ):
+            worker = Worker(db, settings, metrics=metrics)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)

@@ -2,16 +2,20 @@
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from service.errors import DatabaseTimeout, DatabaseUnavailable, ServiceError
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.metrics import Metrics
 
 SQL_DIR = Path(__file__).parent / "sql"
 _BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -26,12 +30,18 @@ class Queries:
     """Named SQL blocks from service/sql/*.sql, as attributes: `queries().claim_job`."""
 
     def __init__(self, directory: Path) -> None:
+        self._names: dict[str, str] = {}
         for path in sorted(directory.glob("*.sql")):
             parts = _BLOCK.split(path.read_text())
             for name, body in zip(parts[1::2], parts[2::2], strict=True):
                 if hasattr(self, name):
                     raise ValueError(f"query {name!r} is defined twice")
                 setattr(self, name, body.strip())
+                self._names[body.strip()] = name
+
+    def name_of(self, sql: str) -> str:
+        """The name of a named query's text; "other" for any other SQL."""
+        return self._names.get(sql, "other")
 
     def __getattr__(self, name: str) -> str:
         raise AttributeError(f"no query named {name!r} in {SQL_DIR}")
@@ -69,9 +79,12 @@ class Database:
     DatabaseTimeout (504); other database errors propagate unchanged for the caller to classify.
     """
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, metrics: "Metrics | None" = None
+    ) -> None:
         self.pool = pool
         self._acquire_timeout = settings.db_acquire_timeout
+        self._metrics = metrics
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -79,6 +92,8 @@ class Database:
             async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
                 yield conn
         except (asyncpg.PostgresError, OSError, TimeoutError) as err:
+            if self._metrics is not None:
+                self._metrics.db_errors.labels(_error_class(err)).inc()
             mapped = classify(err)
             if mapped is None:
                 raise
@@ -89,21 +104,35 @@ class Database:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
+    async def _run(self, method: str, query: str, args: tuple) -> Any:
+        started = time.perf_counter()
+        try:
+            async with self.connection() as conn:
+                return await getattr(conn, method)(query, *args)
+        finally:
+            if self._metrics is not None:
+                self._metrics.db_query_duration.labels(queries().name_of(query)).observe(
+                    time.perf_counter() - started
+                )
+
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        async with self.connection() as conn:
-            return await conn.fetch(query, *args)
+        return await self._run("fetch", query, args)
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        async with self.connection() as conn:
-            return await conn.fetchrow(query, *args)
+        return await self._run("fetchrow", query, args)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        async with self.connection() as conn:
-            return await conn.fetchval(query, *args)
+        return await self._run("fetchval", query, args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        async with self.connection() as conn:
-            return await conn.execute(query, *args)
+        return await self._run("execute", query, args)
+
+
+def _error_class(err: BaseException) -> str:
+    """A metric label for a database error: its SQLSTATE class, or what failed on our side."""
+    if isinstance(err, asyncpg.PostgresError) and err.sqlstate:
+        return err.sqlstate[:2]
+    return "timeout" if isinstance(err, TimeoutError) else "connection"
 
 
 async def create_pool(settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
@@ -119,12 +148,15 @@ async def create_pool(settings: Settings, *, max_size: int | None = None) -> asy
 
 @asynccontextmanager
 async def open_database(
-    settings: Settings, *, max_size: int | None = None
+    settings: Settings, *, max_size: int | None = None, metrics: "Metrics | None" = None
 ) -> AsyncIterator[Database]:
     """A Database for the duration of the block; the pool is closed on exit."""
     pool = await create_pool(settings, max_size=max_size)
     try:
-        yield Database(pool, settings)
+        db = Database(pool, settings, metrics)
+        if metrics is not None:
+            metrics.watch_pool(db)
+        yield db
     finally:
         try:
             await asyncio.wait_for(pool.close(), timeout=settings.db_command_timeout)

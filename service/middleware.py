@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import time
 import uuid
 
 from aiohttp import web
@@ -11,8 +12,10 @@ from service import errors
 from service.appkeys import REQUEST_ID, SETTINGS
 from service.db import classify
 from service.errors import ErrorCode, ServiceError
+from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("kvs.access")
 
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -104,3 +107,50 @@ async def error_middleware(request: web.Request, handler):
             return error_response(request, mapped.error, mapped.detail)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(request, errors.UNEXPECTED_ERROR, "An unexpected error occurred.")
+
+
+def route_of(request: web.Request) -> str:
+    """The route template that matched (a small fixed set), or "unmatched"."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def observe_middleware(metrics: Metrics):
+    """Counts, times and logs (one JSON line) every request, including those that end in
+    errors. The log line never holds the API key or the value."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        route, method = route_of(request), request.method
+        started = time.perf_counter()
+        metrics.http_in_flight.inc()
+        status, response_bytes = 500, 0
+        try:
+            response = await handler(request)
+            status, response_bytes = response.status, response.content_length or 0
+            metrics.http_response_bytes.labels(route, method).inc(response_bytes)
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.http_in_flight.dec()
+            metrics.http_duration.labels(route, method).observe(elapsed)
+            metrics.http_requests.labels(route, method, str(status)).inc()
+            metrics.http_request_bytes.labels(route, method).inc(request.content_length or 0)
+            access_log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "request_bytes": request.content_length or 0,
+                    "response_bytes": response_bytes,
+                    "request_id": request.get(REQUEST_ID),
+                },
+            )
+
+    return middleware

@@ -21,6 +21,7 @@ import asyncpg
 from service.db import Database, queries
 from service.errors import DatabaseTimeout, DatabaseUnavailable
 from service.failpoints import Failpoints
+from service.metrics import Metrics
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,17 @@ class Job:
 class Worker:
     """Runs jobs until stop() is called; wakes on NOTIFY, with polling as the fallback."""
 
-    def __init__(self, db: Database, settings: Settings, *, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        owner: str | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.failpoints = Failpoints(settings.failpoints)
         self._stop = asyncio.Event()
@@ -72,7 +81,9 @@ class Worker:
                 await self._ensure_listener()
                 self._wake.clear()
                 try:
-                    if await self.run_once():
+                    ran = await self.run_once()
+                    self.metrics.last_loop.set(time.time())
+                    if ran:
                         continue
                     if time.monotonic() >= self._next_sweep:
                         if await self.sweep_once() == self.settings.sweep_batch_size:
@@ -109,6 +120,7 @@ class Worker:
         """
         result = await self.db.execute(queries().sweep_expired, self.settings.sweep_batch_size)
         swept = int(result.split()[-1])
+        self.metrics.expired_keys.inc(swept)
         if swept:
             log.info("swept expired keys", extra={"expired_keys": swept})
         return swept
@@ -144,6 +156,7 @@ class Worker:
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             outcome = await self._fail(job, error)
+        self.metrics.jobs.labels(job.kind, outcome).inc()
         log.info(
             "job",
             extra={

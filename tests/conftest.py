@@ -185,6 +185,7 @@ def worker_env(database_url: str, **settings: str) -> dict[str, str]:
     """The environment for a `kvs worker` subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVS_")}
     env["DATABASE_URL"] = database_url
+    env["KVS_METRICS_PORT"] = env["KVS_WORKER_METRICS_PORT"] = "0"
     env.update({f"KVS_{k.upper()}": v for k, v in settings.items()})
     return env
 

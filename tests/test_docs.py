@@ -43,3 +43,13 @@ def test_the_readme_names_every_kvs_command():
 
     commands = set(re.findall(r"^\| `kvs (\w+)", README, re.MULTILINE))
     assert commands == set(_parser()._subparsers._group_actions[0].choices)
+
+
+def test_the_readme_lists_every_metric():
+    from service.metrics import Metrics
+
+    exported = {family.name for family in Metrics().registry.collect()}
+    exported.add("kvs_db_pool_connections")  # read from a live pool at scrape time
+    counters = {f.name for f in Metrics().registry.collect() if f.type == "counter"}
+    listed = {row[0].strip("`") for row in table_after("Monitoring")}
+    assert listed == {f"{name}_total" if name in counters else name for name in exported}

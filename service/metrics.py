@@ -1,0 +1,127 @@
+"""Prometheus metrics: one registry per process, served on a port of its own.
+
+Labels come only from small fixed sets (route template, method, status, query name, job kind,
+outcome): never a namespace id, key, tenant or token, so the number of series does not grow
+with the data.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from service.db import Database
+
+PREFIX = "kvs"
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """Every metric this process exports, registered in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.http_requests = Counter(
+            f"{PREFIX}_http_requests_total",
+            "HTTP requests answered.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.http_in_flight = Gauge(
+            f"{PREFIX}_http_requests_in_flight", "HTTP requests being answered.", registry=r
+        )
+        self.http_request_bytes = Counter(
+            f"{PREFIX}_http_request_body_bytes_total",
+            "Declared request body bytes received.",
+            ["route", "method"],
+            registry=r,
+        )
+        self.http_response_bytes = Counter(
+            f"{PREFIX}_http_response_body_bytes_total",
+            "Response body bytes sent.",
+            ["route", "method"],
+            registry=r,
+        )
+        self.db_query_duration = Histogram(
+            f"{PREFIX}_db_query_duration_seconds",
+            "Time for one named database query.",
+            ["query"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.db_errors = Counter(
+            f"{PREFIX}_db_errors_total",
+            "Database errors, by SQLSTATE class.",
+            ["sqlstate_class"],
+            registry=r,
+        )
+        self.jobs = Counter(
+            f"{PREFIX}_worker_jobs_total",
+            "Worker jobs run, by kind and outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.expired_keys = Counter(
+            f"{PREFIX}_worker_expired_keys_total",
+            "Expired keys removed by the sweeper.",
+            registry=r,
+        )
+        self.last_loop = Gauge(
+            f"{PREFIX}_worker_last_loop_timestamp_seconds",
+            "When the worker last completed a loop without error (Unix time).",
+            registry=r,
+        )
+
+    def watch_pool(self, db: Database) -> None:
+        """Exports the pool's size and connections in use, read at scrape time."""
+        self.registry.register(_PoolCollector(db))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _PoolCollector(Collector):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def collect(self):
+        pool = self._db.pool
+        family = GaugeMetricFamily(
+            f"{PREFIX}_db_pool_connections", "Database pool connections.", labels=["state"]
+        )
+        family.add_metric(["open"], pool.get_size())
+        family.add_metric(["in_use"], pool.get_size() - pool.get_idle_size())
+        family.add_metric(["max"], pool.get_max_size())
+        yield family
+
+
+@asynccontextmanager
+async def serve_metrics(metrics: Metrics, host: str, port: int) -> AsyncIterator[int]:
+    """Serves GET /metrics on `host:port` for the duration of the block; yields the port."""
+
+    async def exposition(request: web.Request) -> web.Response:
+        return web.Response(
+            body=metrics.exposition(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", exposition)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()

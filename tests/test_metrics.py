@@ -1,0 +1,138 @@
+"""Prometheus metrics: served on their own port, counting what happened, with bounded labels."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.appkeys import METRICS_PORT
+from service.metrics import Metrics
+from service.worker import Worker
+from tests.conftest import drain, key_url
+from tests.test_keys import put
+from tests.workers import new_namespace
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+async def scrape(client) -> str:
+    port = client.server.app[METRICS_PORT]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            assert resp.status == 200
+            return await resp.text()
+
+
+def samples(text: str) -> dict[tuple, float]:
+    """(name, sorted label items) -> value, for every sample in an exposition."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(text: str, name: str, **labels) -> float:
+    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_requests_are_counted_by_route_method_and_status(client, tenant, namespace):
+    for i in range(3):
+        await put(client, tenant, namespace, f"k{i}", b"12345")
+    await client.get(key_url(namespace, "missing"), headers=tenant.headers)
+    text = await scrape(client)
+    route = "/v2/storage/kvs/{id}/keys/{key}"
+    assert value(text, "kvs_http_requests_total", route=route, method="PUT", status="201") == 3
+    assert value(text, "kvs_http_requests_total", route=route, method="GET", status="404") == 1
+    assert value(text, "kvs_http_request_body_bytes_total", route=route, method="PUT") == 15
+    assert value(text, "kvs_http_request_duration_seconds_count", route=route, method="PUT") == 3
+    assert value(text, "kvs_http_requests_in_flight") == 0
+    assert value(text, "kvs_db_query_duration_seconds_count", query="put_entry") == 3
+    assert value(text, "kvs_db_pool_connections", state="max") == 10
+    assert value(text, "kvs_db_errors_total", sqlstate_class="23") == 0
+
+
+async def test_the_public_port_does_not_serve_metrics(client):
+    assert (await client.get("/metrics")).status == 404
+
+
+async def test_the_series_count_does_not_grow_with_namespaces_and_no_label_names_one(
+    client, tenant, db, settings
+):
+    async def exercise(ns_id):
+        await put(client, tenant, ns_id, "k")
+        await client.get(key_url(ns_id, "k"), headers=tenant.headers)
+        await client.get(f"/v2/storage/kvs/{ns_id}", headers=tenant.headers)
+
+    first = await new_namespace(db, tenant.id, "first")
+    await drain(Worker(db, settings))
+    await exercise(first.id)
+    before = len(samples(await scrape(client)))
+    for i in range(30):
+        ns = await new_namespace(db, tenant.id, f"more-{i}")
+        await drain(Worker(db, settings))
+        await exercise(ns.id)
+    text = await scrape(client)
+    assert len(samples(text)) == before
+    assert not UUID.search(text)
+    assert tenant.token.split("_")[1] not in text
+
+
+async def test_worker_metrics_count_jobs_and_expired_keys(db, tenant, settings):
+    metrics = Metrics()
+    worker = Worker(db, settings, metrics=metrics)
+    for i in range(4):
+        await new_namespace(db, tenant.id, f"ns-{i}")
+    await drain(worker)
+    await db.execute(
+        "INSERT INTO kv_entries (namespace_id, key, value, content_type, size_bytes, expires_at,"
+        " version, created_version) SELECT id, 'k', '', 'a/b', 0, now() - interval '1 s', 1, 1"
+        " FROM namespaces"
+    )
+    await worker.sweep_once()
+    text = metrics.exposition().decode()
+    assert value(text, "kvs_worker_jobs_total", kind="provision", outcome="succeeded") == 4
+    assert value(text, "kvs_worker_expired_keys_total") == 4
+
+
+async def test_promtool_finds_the_exposition_clean(client, tenant, namespace):
+    """Needs Debian's `prometheus` package for promtool; .ci/run installs it."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing: .ci/run must install Debian's prometheus")
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    await put(client, tenant, namespace, "k")
+    result = subprocess.run(  # noqa: ASYNC221 - a short local check
+        [promtool, "check", "metrics"],
+        input=await scrape(client),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_each_request_writes_one_json_log_line_without_the_key_or_value(
+    client, tenant, namespace, caplog
+):
+    from service.logs import JsonFormatter
+
+    caplog.set_level("INFO", logger="kvs.access")
+    await put(client, tenant, namespace, "k", b"secret-value", {"X-Request-Id": "req-1"})
+    lines = [r for r in caplog.records if r.name == "kvs.access" and r.getMessage() == "request"]
+    assert len(lines) == 1
+    entry = lines[0]
+    assert (entry.method, entry.route, entry.status) == (
+        "PUT",
+        "/v2/storage/kvs/{id}/keys/{key}",
+        201,
+    )
+    assert entry.request_id == "req-1" and entry.request_bytes == 12
+    assert entry.duration_ms >= 0
+    formatted = JsonFormatter().format(entry)
+    assert tenant.token not in formatted and "secret-value" not in formatted
