@@ -167,3 +167,12 @@ async def test_an_expectation_other_than_100_continue_is_417(client, tenant, nam
     resp = await head_only(client.server.port, head)
     assert resp.status == 417
     assert b'"75009"' in resp.body
+
+
+async def test_an_http_1_0_client_gets_no_interim_100_continue(client, tenant, namespace):
+    head = put_head(
+        path(namespace), tenant.token, "Content-Length: 3\r\nExpect: 100-continue\r\n"
+    ).replace(b"HTTP/1.1", b"HTTP/1.0")
+    resp = await exchange(client.server.port, head, [b"abc"])
+    assert resp.status == 201
+    assert await stored_size(client, tenant, namespace) == 3

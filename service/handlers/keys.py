@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from aiohttp import hdrs, web
+from aiohttp import HttpVersion11, hdrs, web
 
 from service import kv
 from service.appkeys import DATABASE
@@ -44,7 +44,10 @@ def _too_large(length: int | None) -> bool:
 
 async def expect_within_limit(request: web.Request) -> web.StreamResponse | None:
     """Answers `Expect: 100-continue`: a final 413 when the declared body is too large, so the
-    client never sends it; otherwise 100 Continue."""
+    client never sends it; otherwise 100 Continue. HTTP/1.0 has no interim responses, so there
+    the header is ignored."""
+    if request.version != HttpVersion11:
+        return None
     if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
         assign_request_id(request)
         return error_response(
