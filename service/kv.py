@@ -86,8 +86,9 @@ class Entry:
     value: bytes | None  # None when the caller already holds this version, or for HEAD
 
 
-def _ready(row: asyncpg.Record | None, *, ttl: bool = False) -> asyncpg.Record:
-    """The row of a namespace that exists for this tenant and takes key operations."""
+def _check_ready(row: asyncpg.Record | None, *, ttl: bool = False) -> None:
+    """Raises unless the row is of a namespace that exists for this tenant and takes key
+    operations (with a TTL, when `ttl`)."""
     if row is None:
         raise NamespaceNotFound()
     if row["status"] != "provision_ok":
@@ -99,7 +100,6 @@ def _ready(row: asyncpg.Record | None, *, ttl: bool = False) -> asyncpg.Record:
         raise TtlNotSupported(
             "This namespace was created without TTL support.", parameter="ttl_secs"
         )
-    return row
 
 
 async def put_value(
@@ -129,7 +129,7 @@ async def put_value(
     except asyncpg.ForeignKeyViolationError as err:
         # The namespace was removed between this statement's snapshot and its insert.
         raise NamespaceNotFound() from err
-    _ready(row, ttl=ttl_seconds is not None)
+    _check_ready(row, ttl=ttl_seconds is not None)
     if row["version"] is None:
         raise PreconditionFailed(
             "The key exists." if if_absent else "The key's current version does not match.",
@@ -157,7 +157,7 @@ async def get_value(
         )
     else:
         row = await db.fetchrow(queries().head_entry, namespace_id, tenant_id, key)
-    _ready(row)
+    _check_ready(row)
     if row["version"] is None:
         raise KeyNotFound()
     value = row["value"] if with_value else None
@@ -177,7 +177,7 @@ async def delete_value(
     row = await db.fetchrow(
         queries().delete_entry, namespace_id, tenant_id, key, if_match is not None, versions
     )
-    _ready(row)
+    _check_ready(row)
     if if_match is not None and row["deleted"] == 0:
         raise PreconditionFailed("The key's current version does not match.", parameter="If-Match")
 
@@ -237,7 +237,7 @@ async def list_values(
     else:
         sql, bound = queries().list_entries, after or ""
     rows = await db.fetch(sql, namespace_id, tenant_id, low, bound, high, limit + 1)
-    _ready(rows[0] if rows else None)
+    _check_ready(rows[0] if rows else None)
     items = [
         KeyListItem(
             key=r["key"],

@@ -28,24 +28,6 @@ _HTTP_ERRORS: dict[int, tuple[ErrorCode, str]] = {
 }
 
 
-def error_body(
-    error: ErrorCode,
-    detail: str,
-    request_id: str,
-    *,
-    pointer: str | None = None,
-    parameter: str | None = None,
-) -> dict:
-    """The contract's error document for one error."""
-    entry: dict = {"code": error.code, "title": error.title, "detail": detail}
-    if pointer is not None:
-        entry["source"] = {"pointer": pointer}
-    elif parameter is not None:
-        entry["source"] = {"parameter": parameter}
-    entry["meta"] = {"request_id": request_id}
-    return {"errors": [entry]}
-
-
 def error_response(
     request: web.Request,
     error: ErrorCode,
@@ -55,13 +37,20 @@ def error_response(
     parameter: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
+    """The contract's JSON error answer for one error, with the headers its status needs."""
     headers = dict(headers or {})
     if error.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     if error.status == 503:
         headers["Retry-After"] = str(request.app[SETTINGS].retry_after_seconds)
     headers["X-Request-Id"] = request[REQUEST_ID]
-    body = error_body(error, detail, request[REQUEST_ID], pointer=pointer, parameter=parameter)
+    entry: dict = {"code": error.code, "title": error.title, "detail": detail}
+    if pointer is not None:
+        entry["source"] = {"pointer": pointer}
+    elif parameter is not None:
+        entry["source"] = {"parameter": parameter}
+    entry["meta"] = {"request_id": request[REQUEST_ID]}
+    body = {"errors": [entry]}
     return web.json_response(body, status=error.status, headers=headers, dumps=json.dumps)
 
 
@@ -76,11 +65,7 @@ def assign_request_id(request: web.Request) -> str:
 async def request_id_middleware(request: web.Request, handler):
     """Gives every request an id and echoes it in X-Request-Id."""
     assign_request_id(request)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers["X-Request-Id"] = request[REQUEST_ID]
-        raise
+    response = await handler(request)
     response.headers["X-Request-Id"] = request[REQUEST_ID]
     return response
 
