@@ -17,6 +17,11 @@ from service.db import Database
 
 PREFIX = "kvs"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_PROVISION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+NAMESPACE_STATUSES = ("pending", "provision_ok", "provision_failed", "deleting", "delete_failed")
+JOB_KINDS = ("provision", "delete")
+JOB_STATES = ("due", "leased", "waiting")
 
 
 class Metrics:
@@ -81,6 +86,49 @@ class Metrics:
             "When the worker last completed a loop without error (Unix time).",
             registry=r,
         )
+
+        self.provision_duration = Histogram(
+            f"{PREFIX}_worker_provision_duration_seconds",
+            "Time from a namespace's creation (pending) to provision_ok.",
+            buckets=_PROVISION_BUCKETS,
+            registry=r,
+        )
+        # Service-wide figures the worker refreshes every stats_interval seconds. Every worker
+        # replica exports the same values: aggregate them with max(), not sum().
+        self.stats_refreshed = Gauge(
+            f"{PREFIX}_stats_refreshed_timestamp_seconds",
+            "When the service-wide gauges were last read from the database (Unix time).",
+            registry=r,
+        )
+        self.namespaces = Gauge(
+            f"{PREFIX}_namespaces", "Namespaces, by status.", ["status"], registry=r
+        )
+        self.queue_jobs = Gauge(
+            f"{PREFIX}_worker_queue_jobs",
+            "Jobs in the queue, by kind and state (due, leased, waiting to retry).",
+            ["kind", "state"],
+            registry=r,
+        )
+        self.queue_oldest = Gauge(
+            f"{PREFIX}_worker_queue_oldest_job_age_seconds",
+            "Age of the oldest queued job of each kind; 0 when there is none.",
+            ["kind"],
+            registry=r,
+        )
+        self.stored_keys = Gauge(
+            f"{PREFIX}_stored_keys", "Live keys stored (PostgreSQL's running count).", registry=r
+        )
+        self.stored_bytes = Gauge(
+            f"{PREFIX}_stored_bytes",
+            "On-disk size of stored keys and values, with TOAST and indexes.",
+            registry=r,
+        )
+        for status in NAMESPACE_STATUSES:
+            self.namespaces.labels(status)
+        for kind in JOB_KINDS:
+            self.queue_oldest.labels(kind)
+            for state in JOB_STATES:
+                self.queue_jobs.labels(kind, state)
 
     def watch_pool(self, db: Database) -> None:
         """Exports the pool's size and connections in use, read at scrape time."""

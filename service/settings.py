@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Small, so each sweep statement holds its row locks only briefly.
     sweep_batch_size: int = Field(default=500, ge=1)
 
+    # How often the worker reads the service-wide gauges (namespaces, queue, storage totals).
+    stats_interval: float = Field(default=15.0, gt=0)
+
     migrations_dir: Path = REPO_ROOT / "migrations"
     openapi_file: Path = REPO_ROOT / "openapi" / "openapi.yaml"
     data_dir: Path = REPO_ROOT / ".data"

@@ -21,7 +21,7 @@ import asyncpg
 from service.db import Database, queries
 from service.errors import DatabaseTimeout, DatabaseUnavailable
 from service.failpoints import Failpoints
-from service.metrics import Metrics
+from service.metrics import JOB_KINDS, JOB_STATES, NAMESPACE_STATUSES, Metrics
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._next_sweep = 0.0
+        self._next_stats = 0.0
 
     def stop(self) -> None:
         """Asks run() to return after the current job is finished or released."""
@@ -81,6 +82,9 @@ class Worker:
                 await self._ensure_listener()
                 self._wake.clear()
                 try:
+                    if time.monotonic() >= self._next_stats:
+                        await self.refresh_stats()
+                        self._next_stats = time.monotonic() + self.settings.stats_interval
                     ran = await self.run_once()
                     self.metrics.last_loop.set(time.time())
                     if ran:
@@ -90,7 +94,8 @@ class Worker:
                             continue  # more are expired: jobs first, then the next batch
                         self._next_sweep = time.monotonic() + self.settings.sweep_interval
                     delay = min(
-                        await self._seconds_until_next_job(), self._next_sweep - time.monotonic()
+                        await self._seconds_until_next_job(),
+                        min(self._next_sweep, self._next_stats) - time.monotonic(),
                     )
                 except (DatabaseUnavailable, DatabaseTimeout) as err:
                     log.warning("database unavailable: %s", err.detail)
@@ -124,6 +129,25 @@ class Worker:
         if swept:
             log.info("swept expired keys", extra={"expired_keys": swept})
         return swept
+
+    async def refresh_stats(self) -> None:
+        """Reads the service-wide gauges: namespaces by status, the queue, storage totals."""
+        q = queries()
+        namespaces = {r["status"]: r["n"] for r in await self.db.fetch(q.namespace_counts)}
+        for status in NAMESPACE_STATUSES:
+            self.metrics.namespaces.labels(status).set(namespaces.get(status, 0))
+        queue = {(r["kind"], r["state"]): r for r in await self.db.fetch(q.queue_depth)}
+        for kind in JOB_KINDS:
+            rows = [queue[kind, state] for state in JOB_STATES if (kind, state) in queue]
+            for state in JOB_STATES:
+                row = queue.get((kind, state))
+                self.metrics.queue_jobs.labels(kind, state).set(row["n"] if row else 0)
+            oldest = max((r["oldest_seconds"] for r in rows), default=0.0)
+            self.metrics.queue_oldest.labels(kind).set(oldest)
+        storage = await self.db.fetchrow(q.storage_totals)
+        self.metrics.stored_keys.set(storage["keys"])
+        self.metrics.stored_bytes.set(storage["bytes"])
+        self.metrics.stats_refreshed.set(time.time())
 
     async def claim(self) -> Job | None:
         """Leases the oldest due job to this worker."""
@@ -177,12 +201,13 @@ class Worker:
         async with self.db.transaction() as conn:
             status = await self._lock_job(conn, job)
             await self.failpoints.hit("provision.before_commit")
+            waited = None
             if status == "pending":
                 await conn.execute(queries().create_namespace_storage, job.namespace_id)
-                await conn.execute(
-                    queries().set_namespace_status, job.namespace_id, "provision_ok", None
-                )
+                waited = await conn.fetchval(queries().finish_provisioning, job.namespace_id)
             await conn.execute(queries().delete_job, job.id)
+        if waited is not None:
+            self.metrics.provision_duration.observe(waited)
 
     async def _delete(self, job: Job) -> None:
         """Removes the namespace's keys in short batches, then the namespace itself.

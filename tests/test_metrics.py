@@ -14,7 +14,7 @@ from service.metrics import Metrics
 from service.worker import Worker
 from tests.conftest import drain, key_url
 from tests.test_keys import put
-from tests.workers import new_namespace
+from tests.workers import add_keys, new_namespace
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -97,6 +97,38 @@ async def test_worker_metrics_count_jobs_and_expired_keys(db, tenant, settings):
     text = metrics.exposition().decode()
     assert value(text, "kvs_worker_jobs_total", kind="provision", outcome="succeeded") == 4
     assert value(text, "kvs_worker_expired_keys_total") == 4
+
+
+async def test_worker_gauges_show_namespaces_queue_and_storage(db, tenant, settings):
+    metrics = Metrics()
+    worker = Worker(db, settings, metrics=metrics)
+    ready = await new_namespace(db, tenant.id, "ready")
+    await drain(worker)
+    for i in range(3):
+        await new_namespace(db, tenant.id, f"waiting-{i}")
+    await db.execute(  # one provisioning job backing off before its retry
+        "UPDATE jobs SET run_after = now() + interval '1 h' WHERE id = (SELECT min(id) FROM jobs)"
+    )
+    async with db.connection() as conn:
+        await add_keys(conn, ready.id, 250)
+        # A backend reports its row counts to the statistics at most once a second; ask now.
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        await conn.execute("SELECT 1")
+    await worker.refresh_stats()
+    text = metrics.exposition().decode()
+    assert value(text, "kvs_namespaces", status="provision_ok") == 1
+    assert value(text, "kvs_namespaces", status="pending") == 3
+    assert value(text, "kvs_namespaces", status="deleting") == 0
+    assert value(text, "kvs_worker_queue_jobs", kind="provision", state="due") == 2
+    assert value(text, "kvs_worker_queue_jobs", kind="provision", state="waiting") == 1
+    assert value(text, "kvs_worker_queue_jobs", kind="delete", state="due") == 0
+    assert value(text, "kvs_worker_queue_oldest_job_age_seconds", kind="provision") > 0
+    assert value(text, "kvs_worker_queue_oldest_job_age_seconds", kind="delete") == 0
+    assert value(text, "kvs_stored_keys") == 250
+    assert value(text, "kvs_stored_bytes") > 8192
+    assert value(text, "kvs_stats_refreshed_timestamp_seconds") > 0
+    assert value(text, "kvs_worker_provision_duration_seconds_count") == 1
+    assert 0 < value(text, "kvs_worker_provision_duration_seconds_sum") < 5
 
 
 async def test_promtool_finds_the_exposition_clean(client, tenant, namespace):

@@ -6,6 +6,8 @@ import signal
 import time
 from collections.abc import Callable
 
+import asyncpg
+
 from service.db import Database
 from service.models import NamespaceCreate
 from service.namespaces import create_namespace
@@ -65,7 +67,7 @@ async def new_namespace(db: Database, tenant_id, name: str = "ns", ttl_support: 
     )
 
 
-async def add_keys(db: Database, namespace_id, count: int) -> None:
+async def add_keys(db: Database | asyncpg.Connection, namespace_id, count: int) -> None:
     """Inserts `count` one-byte keys straight into the table."""
     await db.execute(
         "INSERT INTO kv_entries (namespace_id, key, value, content_type, size_bytes, version,"

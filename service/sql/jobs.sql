@@ -32,6 +32,11 @@ DELETE FROM jobs WHERE id = $1;
 UPDATE jobs SET lease_owner = NULL, run_after = now() + make_interval(secs => $3), last_error = $4
 WHERE id = $1 AND lease_owner = $2 RETURNING id;
 
+-- name: finish_provisioning
+-- Returns how long the namespace waited in `pending`, in seconds.
+UPDATE namespaces SET status = 'provision_ok', status_reason = NULL, updated_at = now()
+WHERE id = $1 RETURNING extract(epoch FROM now() - created_at)::float8;
+
 -- name: set_namespace_status
 UPDATE namespaces SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1;
 
