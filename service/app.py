@@ -1,16 +1,30 @@
 """The application factory."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service.appkeys import DATABASE, METRICS, METRICS_PORT, OPENAPI, SCHEMA_VERSION, SETTINGS
+from service.appkeys import (
+    DATABASE,
+    METRICS,
+    METRICS_PORT,
+    OPENAPI,
+    SCHEMA_VERSION,
+    SETTINGS,
+    SHUTTING_DOWN,
+)
 from service.auth import auth_middleware
 from service.db import open_database
 from service.handlers import docs, health, keys, namespaces
 from service.kv import MAX_VALUE_BYTES
 from service.metrics import Metrics, serve_metrics
-from service.middleware import error_middleware, observe_middleware, request_id_middleware
+from service.middleware import (
+    drain_middleware,
+    error_middleware,
+    observe_middleware,
+    request_id_middleware,
+)
 from service.migrations import latest_version
 from service.openapi import load_document
 from service.settings import Settings
@@ -34,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(
         middlewares=[
+            drain_middleware,
             request_id_middleware,
             observe_middleware(metrics),
             error_middleware,
@@ -46,6 +61,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[SHUTTING_DOWN] = asyncio.Event()
     app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
     app[OPENAPI] = load_document(settings.openapi_file)
     app.cleanup_ctx.append(_metrics_ctx)

@@ -1,5 +1,6 @@
 """Typed keys for what the application and each request hold."""
 
+import asyncio
 from uuid import UUID
 
 from aiohttp import web
@@ -15,6 +16,8 @@ SCHEMA_VERSION = web.AppKey("schema_version", int)
 OPENAPI = web.AppKey("openapi", OpenApiDocument)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_PORT = web.AppKey("metrics_port", int)
+# Set on SIGTERM: readiness fails and every answer closes its connection (service/server.py).
+SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 TENANT = web.RequestKey("tenant_id", UUID)

@@ -11,14 +11,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 
 from service import tenants
-from service.app import create_app
 from service.db import Database, open_database
 from service.logs import configure_logging
 from service.metrics import Metrics, serve_metrics
 from service.migrations import MigrationError, apply_migrations
+from service.server import serve
 from service.settings import Settings
 from service.worker import Worker
 
@@ -36,10 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kvs", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="serve the HTTP API")
-    serve.add_argument("--host", help="overrides KVS_HOST")
-    serve.add_argument("--port", type=int, help="overrides KVS_PORT")
-    serve.set_defaults(command=cmd_serve)
+    serve_cmd = sub.add_parser("serve", help="serve the HTTP API")
+    serve_cmd.add_argument("--host", help="overrides KVS_HOST")
+    serve_cmd.add_argument("--port", type=int, help="overrides KVS_PORT")
+    serve_cmd.set_defaults(command=cmd_serve)
 
     sub.add_parser("worker", help="run the provisioning worker").set_defaults(command=cmd_worker)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(command=cmd_migrate)
@@ -82,8 +81,7 @@ def _fail(message: str) -> None:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     host, port = args.host or settings.host, args.port or settings.port
-    log.info("serving", extra={"host": host, "port": port})
-    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+    asyncio.run(serve(settings, host, port))
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:

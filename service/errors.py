@@ -135,6 +135,10 @@ class InvalidTtl(ServiceError):
     error = INVALID_TTL
 
 
+class ShuttingDown(ServiceError):
+    error = SERVICE_UNAVAILABLE
+
+
 class DatabaseUnavailable(ServiceError):
     error = SERVICE_UNAVAILABLE
 

@@ -9,7 +9,7 @@ import uuid
 from aiohttp import web
 
 from service import errors
-from service.appkeys import REQUEST_ID, SETTINGS
+from service.appkeys import REQUEST_ID, SETTINGS, SHUTTING_DOWN
 from service.db import classify
 from service.errors import ErrorCode, ServiceError
 from service.metrics import Metrics
@@ -59,6 +59,16 @@ def assign_request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id", "")
     request[REQUEST_ID] = given if _CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     return request[REQUEST_ID]
+
+
+@web.middleware
+async def drain_middleware(request: web.Request, handler):
+    """While shutting down, answers with `Connection: close`, so the server closes each
+    keep-alive connection right after an answer, never while a client may be sending on it."""
+    response = await handler(request)
+    if request.app[SHUTTING_DOWN].is_set():
+        response.force_close()
+    return response
 
 
 @web.middleware

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     db_acquire_timeout: float = Field(default=5.0, gt=0)
     retry_after_seconds: int = Field(default=1, ge=1)
 
+    # On SIGTERM the server stops listening; open connections may carry one more request
+    # (answered with `Connection: close`) for this long, then running requests get
+    # shutdown_timeout seconds more (service/server.py).
+    drain_seconds: float = Field(default=5.0, ge=0)
+    shutdown_timeout: float = Field(default=15.0, ge=0)
+
     worker_poll_interval: float = Field(default=5.0, gt=0)
     worker_lease_seconds: float = Field(default=30.0, gt=0)
     worker_max_attempts: int = Field(default=5, ge=1)

@@ -3,9 +3,9 @@
 import asyncpg
 from aiohttp import web
 
-from service.appkeys import DATABASE, SCHEMA_VERSION
+from service.appkeys import DATABASE, SCHEMA_VERSION, SHUTTING_DOWN
 from service.db import queries
-from service.errors import DatabaseUnavailable
+from service.errors import DatabaseUnavailable, ShuttingDown
 
 routes = web.RouteTableDef()
 
@@ -18,7 +18,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz", allow_head=False)
 async def readyz(request: web.Request) -> web.Response:
-    """The database answers and its schema is the one this code expects."""
+    """The server is not shutting down, the database answers, and its schema is the one this
+    code expects."""
+    if request.app[SHUTTING_DOWN].is_set():
+        raise ShuttingDown("The server is shutting down.")
     try:
         version = await request.app[DATABASE].fetchval(queries().schema_version)
     except asyncpg.UndefinedTableError:
