@@ -18,7 +18,7 @@ from service.auth import auth_middleware
 from service.db import open_database
 from service.handlers import docs, health, keys, namespaces
 from service.kv import MAX_VALUE_BYTES
-from service.metrics import Metrics, serve_metrics
+from service.metrics import ApiMetrics, serve_metrics
 from service.middleware import (
     drain_middleware,
     error_middleware,
@@ -45,7 +45,7 @@ async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     """The API application; its pool opens on startup and closes on cleanup."""
-    metrics = Metrics()
+    metrics = ApiMetrics()
     app = web.Application(
         middlewares=[
             drain_middleware,

@@ -6,7 +6,7 @@ from uuid import UUID
 from aiohttp import web
 
 from service.db import Database
-from service.metrics import Metrics
+from service.metrics import ApiMetrics
 from service.openapi import OpenApiDocument
 from service.settings import Settings
 
@@ -14,7 +14,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 SCHEMA_VERSION = web.AppKey("schema_version", int)
 OPENAPI = web.AppKey("openapi", OpenApiDocument)
-METRICS = web.AppKey("metrics", Metrics)
+METRICS = web.AppKey("metrics", ApiMetrics)
 METRICS_PORT = web.AppKey("metrics_port", int)
 # Set on SIGTERM: readiness fails and every answer closes its connection (service/server.py).
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)

@@ -15,7 +15,7 @@ import asyncpg
 from service import tenants
 from service.db import Database, open_database
 from service.logs import configure_logging
-from service.metrics import Metrics, serve_metrics
+from service.metrics import WorkerMetrics, serve_metrics
 from service.migrations import MigrationError, apply_migrations
 from service.server import serve
 from service.settings import Settings
@@ -86,7 +86,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> None:
-        metrics = Metrics()
+        metrics = WorkerMetrics()
         async with (
             serve_metrics(metrics, settings.metrics_host, settings.worker_metrics_port),
             open_database(settings, metrics=metrics) as db,

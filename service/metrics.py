@@ -25,10 +25,38 @@ JOB_STATES = ("due", "leased", "waiting")
 
 
 class Metrics:
-    """Every metric this process exports, registered in its own registry."""
+    """What every process exports (the database pool and queries), in a registry of its own."""
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
+        self.db_query_duration = Histogram(
+            f"{PREFIX}_db_query_duration_seconds",
+            "Time for one named database query.",
+            ["query"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.db_errors = Counter(
+            f"{PREFIX}_db_errors_total",
+            "Database errors, by SQLSTATE class.",
+            ["sqlstate_class"],
+            registry=r,
+        )
+
+    def watch_pool(self, db: Database) -> None:
+        """Exports the pool's size and connections in use, read at scrape time."""
+        self.registry.register(_PoolCollector(db))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class ApiMetrics(Metrics):
+    """What `kvs serve` exports: the database, and the HTTP requests it answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        r = self.registry
         self.http_requests = Counter(
             f"{PREFIX}_http_requests_total",
             "HTTP requests answered.",
@@ -57,19 +85,14 @@ class Metrics:
             ["route", "method"],
             registry=r,
         )
-        self.db_query_duration = Histogram(
-            f"{PREFIX}_db_query_duration_seconds",
-            "Time for one named database query.",
-            ["query"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.db_errors = Counter(
-            f"{PREFIX}_db_errors_total",
-            "Database errors, by SQLSTATE class.",
-            ["sqlstate_class"],
-            registry=r,
-        )
+
+
+class WorkerMetrics(Metrics):
+    """What `kvs worker` exports: the database, its jobs, and the service-wide gauges."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        r = self.registry
         self.jobs = Counter(
             f"{PREFIX}_worker_jobs_total",
             "Worker jobs run, by kind and outcome.",
@@ -129,13 +152,6 @@ class Metrics:
             self.queue_oldest.labels(kind)
             for state in JOB_STATES:
                 self.queue_jobs.labels(kind, state)
-
-    def watch_pool(self, db: Database) -> None:
-        """Exports the pool's size and connections in use, read at scrape time."""
-        self.registry.register(_PoolCollector(db))
-
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
 
 
 class _PoolCollector(Collector):

@@ -12,7 +12,7 @@ from service import errors
 from service.appkeys import REQUEST_ID, SETTINGS, SHUTTING_DOWN
 from service.db import classify
 from service.errors import ErrorCode, ServiceError
-from service.metrics import Metrics
+from service.metrics import ApiMetrics
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("kvs.access")
@@ -111,7 +111,7 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def observe_middleware(metrics: Metrics):
+def observe_middleware(metrics: ApiMetrics):
     """Counts, times and logs (one JSON line) every request, including those that end in
     errors. The log line never holds the API key or the value."""
 

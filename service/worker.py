@@ -21,7 +21,7 @@ import asyncpg
 from service.db import Database, queries
 from service.errors import DatabaseTimeout, DatabaseUnavailable
 from service.failpoints import Failpoints
-from service.metrics import JOB_KINDS, JOB_STATES, NAMESPACE_STATUSES, Metrics
+from service.metrics import JOB_KINDS, JOB_STATES, NAMESPACE_STATUSES, WorkerMetrics
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,11 @@ class Worker:
         settings: Settings,
         *,
         owner: str | None = None,
-        metrics: Metrics | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or WorkerMetrics()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.failpoints = Failpoints(settings.failpoints)
         self._stop = asyncio.Event()

@@ -6,6 +6,7 @@ throwaway embedded server started for the session.
 
 import asyncio
 import os
+import shutil
 import socket
 import sys
 import uuid
@@ -192,6 +193,17 @@ def worker_env(database_url: str, **settings: str) -> dict[str, str]:
 
 KVS = [sys.executable, "-m", "service"]
 SRC = Path(__file__).resolve().parent.parent
+
+
+def require_tool(command: str, debian_package: str) -> str:
+    """The path of a system tool a test needs: skipped locally when it is missing, a failure
+    in CI (.ci/run installs it)."""
+    path = shutil.which(command)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{command} is missing: .ci/run must install Debian's {debian_package}")
+        pytest.skip(f"{command} not installed (apt-get install {debian_package})")
+    return path
 
 
 def closed_port() -> int:

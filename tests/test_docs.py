@@ -46,10 +46,11 @@ def test_the_readme_names_every_kvs_command():
 
 
 def test_the_readme_lists_every_metric():
-    from service.metrics import Metrics
+    from service.metrics import ApiMetrics, WorkerMetrics
 
-    exported = {family.name for family in Metrics().registry.collect()}
+    families = [*ApiMetrics().registry.collect(), *WorkerMetrics().registry.collect()]
+    exported = {family.name for family in families}
     exported.add("kvs_db_pool_connections")  # read from a live pool at scrape time
-    counters = {f.name for f in Metrics().registry.collect() if f.type == "counter"}
+    counters = {f.name for f in families if f.type == "counter"}
     listed = {row[0].strip("`") for row in table_after("Monitoring")}
     assert listed == {f"{name}_total" if name in counters else name for name in exported}

@@ -1,18 +1,15 @@
 """Prometheus metrics: served on their own port, counting what happened, with bounded labels."""
 
-import os
 import re
-import shutil
 import subprocess
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.appkeys import METRICS_PORT
-from service.metrics import Metrics
+from service.metrics import WorkerMetrics
 from service.worker import Worker
-from tests.conftest import drain, key_url
+from tests.conftest import drain, key_url, require_tool
 from tests.test_keys import put
 from tests.workers import add_keys, new_namespace
 
@@ -83,7 +80,7 @@ async def test_the_series_count_does_not_grow_with_namespaces_and_no_label_names
 
 
 async def test_worker_metrics_count_jobs_and_expired_keys(db, tenant, settings):
-    metrics = Metrics()
+    metrics = WorkerMetrics()
     worker = Worker(db, settings, metrics=metrics)
     for i in range(4):
         await new_namespace(db, tenant.id, f"ns-{i}")
@@ -100,7 +97,7 @@ async def test_worker_metrics_count_jobs_and_expired_keys(db, tenant, settings):
 
 
 async def test_worker_gauges_show_namespaces_queue_and_storage(db, tenant, settings):
-    metrics = Metrics()
+    metrics = WorkerMetrics()
     worker = Worker(db, settings, metrics=metrics)
     ready = await new_namespace(db, tenant.id, "ready")
     await drain(worker)
@@ -133,11 +130,7 @@ async def test_worker_gauges_show_namespaces_queue_and_storage(db, tenant, setti
 
 async def test_promtool_finds_the_exposition_clean(client, tenant, namespace):
     """Needs Debian's `prometheus` package for promtool; .ci/run installs it."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing: .ci/run must install Debian's prometheus")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
+    promtool = require_tool("promtool", "prometheus")
     await put(client, tenant, namespace, "k")
     result = subprocess.run(  # noqa: ASYNC221 - a short local check
         [promtool, "check", "metrics"],
