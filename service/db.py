@@ -143,6 +143,7 @@ async def create_pool(settings: Settings, *, max_size: int | None = None) -> asy
         max_size=max_size or settings.db_pool_max,
         timeout=settings.db_connect_timeout,
         command_timeout=settings.db_command_timeout,
+        statement_cache_size=settings.db_statement_cache_size,
     )
 
 

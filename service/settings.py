@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # How long a request may wait for a free pool connection before answering 503.
     db_acquire_timeout: float = Field(default=5.0, gt=0)
     retry_after_seconds: int = Field(default=1, ge=1)
+    # Prepared statements cached per connection. 0 behind PgBouncer in transaction mode, where
+    # consecutive statements may run on different server connections.
+    db_statement_cache_size: int = Field(default=100, ge=0)
 
     # On SIGTERM the server stops listening; open connections may carry one more request
     # (answered with `Connection: close`) for this long, then running requests get
