@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint clean
+.PHONY: run test lint check-deploy clean
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -27,6 +27,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check service tests bench
 	$(BIN)/ruff format --check service tests bench
 	$(BIN)/openapi-spec-validator openapi/openapi.yaml
+	$(BIN)/yamllint --strict deploy
+
+## deploy/ renders, validates against Kubernetes schemas, and its alerts pass promtool's tests
+check-deploy: $(STAMP)
+	PYTHON=$(abspath $(BIN))/python deploy/check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

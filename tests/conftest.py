@@ -195,14 +195,15 @@ KVS = [sys.executable, "-m", "service"]
 SRC = Path(__file__).resolve().parent.parent
 
 
-def require_tool(command: str, debian_package: str) -> str:
+def require_tool(command: str, debian_package: str | None) -> str:
     """The path of a system tool a test needs: skipped locally when it is missing, a failure
     in CI (.ci/run installs it)."""
     path = shutil.which(command)
     if path is None:
+        how = f"apt-get install {debian_package}" if debian_package else "see its documentation"
         if os.environ.get("CI"):
-            pytest.fail(f"{command} is missing: .ci/run must install Debian's {debian_package}")
-        pytest.skip(f"{command} not installed (apt-get install {debian_package})")
+            pytest.fail(f"{command} is missing in CI ({how} in .ci/run)")
+        pytest.skip(f"{command} not installed ({how})")
     return path
 
 

@@ -9,8 +9,10 @@ README = (REPO_ROOT / "README.md").read_text()
 
 
 def table_after(heading: str) -> list[list[str]]:
-    section = README.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("|")]
+    """The rows of the first table after a heading (any level), without its header."""
+    section = re.split(rf"^#+ {heading}\n", README, maxsplit=1, flags=re.MULTILINE)[1]
+    table = section.split("\n|", 1)[1].split("\n\n", 1)[0]
+    rows = ("|" + table).splitlines()
     return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
 
 
@@ -54,3 +56,12 @@ def test_the_readme_lists_every_metric():
     counters = {f.name for f in families if f.type == "counter"}
     listed = {row[0].strip("`") for row in table_after("Monitoring")}
     assert listed == {f"{name}_total" if name in counters else name for name in exported}
+
+
+def test_the_readme_lists_every_alert():
+    import yaml
+
+    path = REPO_ROOT / "deploy/components/prometheus-rule/prometheus-rule.yaml"
+    rules = yaml.safe_load(path.read_text())["spec"]["groups"][0]["rules"]
+    listed = [(row[0].strip("`"), row[1]) for row in table_after("Alerts")]
+    assert listed == [(r["alert"], r["labels"]["severity"]) for r in rules]
