@@ -128,18 +128,21 @@ async def test_worker_gauges_show_namespaces_queue_and_storage(db, tenant, setti
     assert 0 < value(text, "kvs_worker_provision_duration_seconds_sum") < 5
 
 
-async def test_promtool_finds_the_exposition_clean(client, tenant, namespace):
+async def test_promtool_finds_both_expositions_clean(client, tenant, namespace, db, settings):
     """Needs Debian's `prometheus` package for promtool; .ci/run installs it."""
     promtool = require_tool("promtool", "prometheus")
     await put(client, tenant, namespace, "k")
-    result = subprocess.run(  # noqa: ASYNC221 - a short local check
-        [promtool, "check", "metrics"],
-        input=await scrape(client),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    worker_metrics = WorkerMetrics()
+    await Worker(db, settings, metrics=worker_metrics).refresh_stats()
+    for exposition in (await scrape(client), worker_metrics.exposition().decode()):
+        result = subprocess.run(  # noqa: ASYNC221 - a short local check
+            [promtool, "check", "metrics"],
+            input=exposition,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 async def test_each_request_writes_one_json_log_line_without_the_key_or_value(
