@@ -93,9 +93,15 @@ class WorkerMetrics(Metrics):
     def __init__(self) -> None:
         super().__init__()
         r = self.registry
+        self.jobs_claimed = Counter(
+            f"{PREFIX}_worker_jobs_claimed_total",
+            "Jobs this worker took from the queue, by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.jobs = Counter(
             f"{PREFIX}_worker_jobs_total",
-            "Worker jobs run, by kind and outcome.",
+            "Worker jobs run, by kind (provision, delete, sweep) and outcome.",
             ["kind", "outcome"],
             registry=r,
         )

@@ -123,7 +123,15 @@ class Worker:
         Expired keys are never served whether or not they are swept: sweeping only reclaims
         their space, so it goes in small batches that never hold locks for long.
         """
-        result = await self.db.execute(queries().sweep_expired, self.settings.sweep_batch_size)
+        try:
+            result = await self.db.execute(queries().sweep_expired, self.settings.sweep_batch_size)
+        except (DatabaseUnavailable, DatabaseTimeout):
+            self.metrics.jobs.labels("sweep", "interrupted").inc()
+            raise
+        except Exception:
+            self.metrics.jobs.labels("sweep", "failed").inc()
+            raise
+        self.metrics.jobs.labels("sweep", "succeeded").inc()
         swept = int(result.split()[-1])
         self.metrics.expired_keys.inc(swept)
         if swept:
@@ -154,7 +162,10 @@ class Worker:
         row = await self.db.fetchrow(
             queries().claim_job, self.owner, self.settings.worker_lease_seconds
         )
-        return None if row is None else Job(**dict(row))
+        if row is None:
+            return None
+        self.metrics.jobs_claimed.labels(row["kind"]).inc()
+        return Job(**dict(row))
 
     async def process(self, job: Job) -> str:
         """Runs a claimed job to an outcome: succeeded, retried, failed, lease_lost,

@@ -92,7 +92,9 @@ async def test_worker_metrics_count_jobs_and_expired_keys(db, tenant, settings):
     )
     await worker.sweep_once()
     text = metrics.exposition().decode()
+    assert value(text, "kvs_worker_jobs_claimed_total", kind="provision") == 4
     assert value(text, "kvs_worker_jobs_total", kind="provision", outcome="succeeded") == 4
+    assert value(text, "kvs_worker_jobs_total", kind="sweep", outcome="succeeded") == 1
     assert value(text, "kvs_worker_expired_keys_total") == 4
 
 
