@@ -36,10 +36,13 @@ async def run(url: str, namespaces: int) -> None:
     await apply_migrations(conn, REPO_ROOT / "migrations")
     await conn.close()
     settings = Settings(database_url=url, metrics_port=0)
-    async with open_database(settings) as db, TestClient(TestServer(create_app(settings))) as api:
+    worker_metrics = WorkerMetrics()
+    async with (
+        open_database(settings, metrics=worker_metrics) as db,
+        TestClient(TestServer(create_app(settings))) as api,
+    ):
         _, key = await tenants.create_tenant(db, "bench")
         headers = {"Authorization": f"Bearer {key.token}"}
-        worker_metrics = WorkerMetrics()
         worker = Worker(db, settings, metrics=worker_metrics)
 
         async def create_and_use(count: int, prefix: str) -> None:
