@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint check-deploy clean
+.PHONY: run test lint check-deploy bench clean
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -28,6 +28,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check service tests bench
 	$(BIN)/openapi-spec-validator openapi/openapi.yaml
 	$(BIN)/yamllint --strict deploy
+
+## the service against PostgreSQL, a bare aiohttp app and etcd (QUICK=1: ~3 min); bench/results/
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick)
 
 ## deploy/ renders, validates against Kubernetes schemas, and its alerts pass promtool's tests
 check-deploy: $(STAMP)

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from service.appkeys import (
     DATABASE,
+    KEY_CACHE,
     METRICS,
     METRICS_PORT,
     OPENAPI,
@@ -17,6 +18,7 @@ from service.appkeys import (
 from service.auth import auth_middleware
 from service.db import open_database
 from service.handlers import docs, health, keys, namespaces
+from service.keycache import KeyCache
 from service.kv import MAX_VALUE_BYTES
 from service.metrics import ApiMetrics, serve_metrics
 from service.middleware import (
@@ -62,6 +64,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[SHUTTING_DOWN] = asyncio.Event()
+    app[KEY_CACHE] = KeyCache(settings.auth_cache_seconds)
     app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
     app[OPENAPI] = load_document(settings.openapi_file)
     app.cleanup_ctx.append(_metrics_ctx)

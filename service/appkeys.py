@@ -6,6 +6,7 @@ from uuid import UUID
 from aiohttp import web
 
 from service.db import Database
+from service.keycache import KeyCache
 from service.metrics import ApiMetrics
 from service.openapi import OpenApiDocument
 from service.settings import Settings
@@ -16,6 +17,7 @@ SCHEMA_VERSION = web.AppKey("schema_version", int)
 OPENAPI = web.AppKey("openapi", OpenApiDocument)
 METRICS = web.AppKey("metrics", ApiMetrics)
 METRICS_PORT = web.AppKey("metrics_port", int)
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
 # Set on SIGTERM: readiness fails and every answer closes its connection (service/server.py).
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 

@@ -9,9 +9,10 @@ from uuid import UUID
 
 from aiohttp import web
 
-from service.appkeys import DATABASE, TENANT
+from service.appkeys import DATABASE, KEY_CACHE, TENANT
 from service.db import Database, queries
 from service.errors import AuthenticationFailed
+from service.keycache import KeyCache
 
 KEY_PREFIX = "kvs"
 _KEY = re.compile(r"kvs_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
@@ -44,17 +45,28 @@ def _hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-async def authenticate(db: Database, token: str) -> UUID:
-    """The key's tenant; AuthenticationFailed if the key is malformed, unknown or revoked."""
+async def authenticate(db: Database, token: str, cache: KeyCache | None = None) -> UUID:
+    """The key's tenant; AuthenticationFailed if the key is malformed, unknown or revoked.
+
+    With a cache, a key that authenticated within its lifetime needs no query; the secret is
+    still checked against the stored hash on every request.
+    """
     match = _KEY.fullmatch(token)
     if not match:
         raise AuthenticationFailed("The API key is malformed.")
     key_id, secret = match[1], match[2]
+    remembered = cache.get(key_id) if cache is not None else None
+    if remembered is not None:
+        stored, tenant_id = remembered
+        if hmac.compare_digest(_hash(secret), stored):
+            return tenant_id
     row = await db.fetchrow(queries().find_api_key, key_id)
     stored = row["secret_hash"] if row else _NO_SUCH_KEY
     matches = hmac.compare_digest(_hash(secret), stored)
     if row is None or not matches or row["revoked"]:
         raise AuthenticationFailed("The API key is unknown or revoked.")
+    if cache is not None:
+        cache.put(key_id, stored, row["tenant_id"])
     return row["tenant_id"]
 
 
@@ -98,5 +110,5 @@ async def auth_middleware(request: web.Request, handler):
         return await handler(request)
     if request.path == "/v2" or request.path.startswith("/v2/"):
         token = token_from_headers(request)
-        request[TENANT] = await authenticate(request.app[DATABASE], token)
+        request[TENANT] = await authenticate(request.app[DATABASE], token, request.app[KEY_CACHE])
     return await handler(request)

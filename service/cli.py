@@ -12,12 +12,11 @@ from typing import Any
 
 import asyncpg
 
-from service import tenants
+from service import server, tenants
 from service.db import Database, open_database
 from service.logs import configure_logging
 from service.metrics import WorkerMetrics, serve_metrics
 from service.migrations import MigrationError, apply_migrations
-from service.server import serve
 from service.settings import Settings
 from service.worker import Worker
 
@@ -81,7 +80,9 @@ def _fail(message: str) -> None:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     host, port = args.host or settings.host, args.port or settings.port
-    asyncio.run(serve(settings, host, port))
+    status = server.run(settings, host, port)
+    if status:
+        raise SystemExit(status)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:

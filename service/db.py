@@ -144,7 +144,19 @@ async def create_pool(settings: Settings, *, max_size: int | None = None) -> asy
         timeout=settings.db_connect_timeout,
         command_timeout=settings.db_command_timeout,
         statement_cache_size=settings.db_statement_cache_size,
+        reset=_rollback_if_in_transaction,
     )
+
+
+async def _rollback_if_in_transaction(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool.
+
+    asyncpg's default reset (UNLISTEN, RESET ALL, advisory unlocks, ...) is a second round trip
+    for every request. Pool connections never take session state: LISTEN and the migration
+    lock use connections of their own. So only an interrupted transaction needs undoing.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 @asynccontextmanager

@@ -5,12 +5,16 @@ outcome): never a namespace id, key, tenant or token, so the number of series do
 with the data.
 """
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from service.db import Database
@@ -175,18 +179,77 @@ class _PoolCollector(Collector):
         yield family
 
 
+def merge_expositions(texts: Iterable[str]) -> bytes:
+    """One exposition from several processes' own: each series' values summed.
+
+    Every metric here sums meaningfully across the processes of one server: counters,
+    histograms, requests in flight and pool connections. `_created` series do not, and are
+    dropped.
+    """
+    families: dict[str, Metric] = {}
+    values: dict[tuple, float] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+            for sample in family.samples:
+                if not sample.name.endswith("_created"):
+                    key = (family.name, sample.name, tuple(sample.labels.items()))
+                    values[key] = values.get(key, 0.0) + sample.value
+    for (family_name, name, labels), value in values.items():
+        families[family_name].add_sample(name, dict(labels), value)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(list(families.values())))
+    return generate_latest(registry)
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self):
+        return self._families
+
+
+_EXPOSITION_HEADERS = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+
+
 @asynccontextmanager
 async def serve_metrics(metrics: Metrics, host: str, port: int) -> AsyncIterator[int]:
     """Serves GET /metrics on `host:port` for the duration of the block; yields the port."""
 
     async def exposition(request: web.Request) -> web.Response:
-        return web.Response(
-            body=metrics.exposition(),
-            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
-        )
+        return web.Response(body=metrics.exposition(), headers=_EXPOSITION_HEADERS)
 
+    async with _metrics_server(exposition, host, port) as bound:
+        yield bound
+
+
+@asynccontextmanager
+async def serve_merged_metrics(ports: list[int], host: str, port: int) -> AsyncIterator[int]:
+    """Serves GET /metrics on `host:port`: the sum of what the processes serving their own
+    metrics on these loopback ports export."""
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+
+    async def fetch(child: int) -> str:
+        async with session.get(f"http://127.0.0.1:{child}/metrics") as resp:
+            resp.raise_for_status()
+            return await resp.text()
+
+    async def exposition(request: web.Request) -> web.Response:
+        texts = await asyncio.gather(*(fetch(child) for child in ports))
+        return web.Response(body=merge_expositions(texts), headers=_EXPOSITION_HEADERS)
+
+    try:
+        async with _metrics_server(exposition, host, port) as bound:
+            yield bound
+    finally:
+        await session.close()
+
+
+@asynccontextmanager
+async def _metrics_server(handler, host: str, port: int) -> AsyncIterator[int]:
     app = web.Application()
-    app.router.add_get("/metrics", exposition)
+    app.router.add_get("/metrics", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -1,7 +1,13 @@
-"""Running the API: serve until SIGTERM or SIGINT, then drain and exit cleanly.
+"""Running the API: one process per CPU sharing the port, each serving until SIGTERM or SIGINT,
+then draining and exiting cleanly.
 
-The shutdown sequence, in order (on Kubernetes a preStop pause has already taken the pod out
-of its Service, so new connections have stopped arriving):
+With several processes (`KVS_PROCESSES`), a supervisor forks them; each binds the port with
+SO_REUSEPORT, so the kernel spreads connections across them. The supervisor serves their
+metrics, summed, on the metrics port; it forwards SIGTERM and SIGINT, and if one process dies
+unexpectedly it stops the others and exits 1, so the pod restarts whole.
+
+The shutdown sequence of each process, in order (on Kubernetes a preStop pause has already
+taken the pod out of its Service, so new connections have stopped arriving):
 1. readiness (`/readyz`) answers 503 and the listening socket closes: new connections are
    refused, never accepted and then dropped;
 2. every answer on an open connection carries `Connection: close`, so each keep-alive
@@ -13,28 +19,48 @@ of its Service, so new connections have stopped arriving):
 
 import asyncio
 import logging
+import os
 import signal
 import time
 
+import uvloop
 from aiohttp import web
 
 from service.app import create_app
-from service.appkeys import SHUTTING_DOWN
+from service.appkeys import METRICS_PORT, SHUTTING_DOWN
+from service.metrics import serve_merged_metrics
 from service.settings import Settings
 
 log = logging.getLogger("kvs")
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
-    """Serves the API on host:port until SIGTERM or SIGINT, then shuts down as above."""
+def run(settings: Settings, host: str, port: int) -> int:
+    """Serves the API until SIGTERM or SIGINT; the exit status."""
+    processes = settings.processes or os.cpu_count() or 1
+    if processes == 1:
+        uvloop.run(serve(settings, host, port))
+        return 0
+    return _supervise(settings, host, port, processes)
+
+
+async def serve(
+    settings: Settings, host: str, port: int, *, reuse_port: bool = False, report_fd: int = -1
+) -> None:
+    """Serves the API on host:port until SIGTERM or SIGINT, then shuts down as above.
+
+    `report_fd`: where a supervised process writes the port of its own metrics server.
+    """
     app = create_app(settings)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
         await site.start()
+        if report_fd >= 0:
+            os.write(report_fd, f"{app[METRICS_PORT]}\n".encode())
+            os.close(report_fd)
         log.info("serving", extra={"host": host, "port": port})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -57,3 +83,82 @@ async def _drain(runner: web.AppRunner, seconds: float) -> None:
     # aiohttp signals no "last connection closed" event, so poll.
     while runner.server.connections and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+
+
+def _supervise(settings: Settings, host: str, port: int, processes: int) -> int:
+    """Forks the serving processes and watches them; the exit status."""
+    # Each process serves its metrics on a loopback port of its own; the supervisor sums them.
+    child_settings = settings.model_copy(update={"metrics_host": "127.0.0.1", "metrics_port": 0})
+    children: dict[int, int] = {}
+    for _ in range(processes):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            status = 1
+            try:
+                uvloop.run(serve(child_settings, host, port, reuse_port=True, report_fd=write_fd))
+                status = 0
+            except BaseException:
+                log.exception("serving process failed")
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        children[pid] = read_fd
+    ports = []
+    for read_fd in children.values():
+        with os.fdopen(read_fd) as reported:
+            line = reported.readline()  # empty if the process died before serving
+        if line:
+            ports.append(int(line))
+    if len(ports) < processes:
+        _signal_all(children, signal.SIGTERM)
+        _wait_all(children)
+        return 1
+    return uvloop.run(_watch(settings, children, ports))
+
+
+async def _watch(settings: Settings, children: dict[int, int], ports: list[int]) -> int:
+    """Serves the summed metrics and forwards signals until every process has exited."""
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def stop(sig: signal.Signals) -> None:
+        nonlocal stopping
+        stopping = True
+        _signal_all(children, sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
+    status = 0
+    async with serve_merged_metrics(ports, settings.metrics_host, settings.metrics_port):
+        running = set(children)
+        while running:
+            await asyncio.sleep(0.1)
+            for pid in list(running):
+                done, code = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - never blocks
+                if done == 0:
+                    continue
+                running.discard(pid)
+                if code != 0 or not stopping:
+                    log.error("a serving process exited", extra={"pid": pid, "status": code})
+                    status = 1
+                    if not stopping:
+                        stop(signal.SIGTERM)
+    return status
+
+
+def _signal_all(children: dict[int, int], sig: signal.Signals) -> None:
+    for pid in children:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_all(children: dict[int, int]) -> None:
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Serving processes sharing the port; 0 means one per CPU.
+    processes: int = Field(default=0, ge=0)
 
     # Metrics are served on their own port, never the public one; 0 picks a free port.
     metrics_host: str = "127.0.0.1"
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     # How long a request may wait for a free pool connection before answering 503.
     db_acquire_timeout: float = Field(default=5.0, gt=0)
     retry_after_seconds: int = Field(default=1, ge=1)
+    # How long a process remembers an API key that authenticated: the longest a revoked key
+    # keeps working. 0 checks every request against the database.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
     # Prepared statements cached per connection. 0 behind PgBouncer in transaction mode, where
     # consecutive statements may run on different server connections.
     db_statement_cache_size: int = Field(default=100, ge=0)

@@ -1,9 +1,14 @@
 """API keys: both header forms, every way to be refused, revocation, and storage as a hash."""
 
+import asyncio
+import time
+
 import pytest
 
 from service import tenants
+from service.app import create_app
 from service.auth import generate_api_key
+from tests.conftest import make_settings
 
 BASE = "/v2/storage/kvs"
 
@@ -68,19 +73,39 @@ async def test_every_route_under_v2_needs_a_key_even_unknown_ones(client):
         await assert_401(await client.request(method, path))
 
 
-async def test_a_revoked_key_is_refused_while_the_tenants_other_keys_work(client, db, tenant):
+async def test_a_revoked_key_is_refused_within_the_cache_time_while_other_keys_work(
+    make_client, database_url, db, tenant
+):
+    client = await make_client(create_app(make_settings(database_url, auth_cache_seconds=1)))
     second = await tenants.create_key(db, "tenant-a")
     assert (await client.get(BASE, headers={"X-Api-Key": second.token})).status == 200
     assert await tenants.revoke_key(db, second.id) == second.id
+    revoked = time.monotonic()
+    # The process remembers the key for KVS_AUTH_CACHE_SECONDS, and not one moment longer.
+    while (await client.get(BASE, headers={"X-Api-Key": second.token})).status == 200:
+        assert time.monotonic() - revoked < 1.0
+        await asyncio.sleep(0.05)
     await assert_401(await client.get(BASE, headers={"X-Api-Key": second.token}))
     assert (await client.get(BASE, headers=tenant.headers)).status == 200
     with pytest.raises(tenants.KeyNotFound):
         await tenants.revoke_key(db, second.id)
 
 
-async def test_a_key_can_be_revoked_by_giving_it_in_full(client, db, tenant):
-    await tenants.revoke_key(db, tenant.token)
-    await assert_401(await client.get(BASE, headers=tenant.headers))
+async def test_without_the_cache_a_revoked_key_is_refused_at_once(make_client, database_url, db):
+    client = await make_client(create_app(make_settings(database_url, auth_cache_seconds=0)))
+    _, key = await tenants.create_tenant(db, "revoked-at-once")
+    headers = {"X-Api-Key": key.token}
+    assert (await client.get(BASE, headers=headers)).status == 200
+    await tenants.revoke_key(db, key.token)
+    await assert_401(await client.get(BASE, headers=headers))
+
+
+async def test_the_cache_never_accepts_a_wrong_secret_for_a_known_key_id(client, tenant):
+    assert (await client.get(BASE, headers=tenant.headers)).status == 200  # now cached
+    key_id = tenant.token.split("_")[1]
+    forged = f"kvs_{key_id}_{'A' * 43}"
+    await assert_401(await client.get(BASE, headers={"X-Api-Key": forged}))
+    assert (await client.get(BASE, headers=tenant.headers)).status == 200
 
 
 async def test_the_plaintext_key_is_nowhere_in_the_database(db, tenant):

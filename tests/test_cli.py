@@ -24,7 +24,8 @@ def printed_key(result: subprocess.CompletedProcess) -> str:
 
 
 async def test_tenant_create_prints_a_working_key_and_key_rotation_works(make_client, database_url):
-    client = await make_client(create_app(make_settings(database_url)))
+    # No key cache, so that revocation shows at once (test_auth covers the cache).
+    client = await make_client(create_app(make_settings(database_url, auth_cache_seconds=0)))
 
     async def status(key):
         return (await client.get("/v2/storage/kvs", headers={"X-Api-Key": key})).status

@@ -43,6 +43,7 @@ async def test_prometheus_scrapes_the_api_and_the_worker(database_url, tenant, t
         metrics_port=str(api_metrics),
         worker_metrics_port=str(worker_metrics),
         stats_interval="0.5",
+        processes="2",
         log_level="WARNING",
     )
     config = {
@@ -99,7 +100,8 @@ async def test_prometheus_scrapes_the_api_and_the_worker(database_url, tenant, t
                 "kvs_worker_provision_duration_seconds_count": {"kvs-worker": 1},
                 'kvs_namespaces{status="provision_ok"}': {"kvs-worker": 1},
                 "kvs_stored_keys": {"kvs-worker": PUTS},
-                'kvs_db_pool_connections{state="max"}': {"kvs-api": 10, "kvs-worker": 10},
+                # The API's two processes, summed by their supervisor: 2 pools of 10.
+                'kvs_db_pool_connections{state="max"}': {"kvs-api": 20, "kvs-worker": 10},
             }
 
             async def observed():

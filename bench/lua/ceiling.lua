@@ -1,0 +1,1 @@
+-- wrk script for the bare aiohttp app: wrk's default GET /, nothing else.

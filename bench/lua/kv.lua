@@ -1,0 +1,39 @@
+-- wrk script for the kvs keys API.
+-- Arguments: MODE NAMESPACE TOKEN KEYS [BODY_BYTES] [DELAY_MS]
+--   MODE: get | put | list | mixed (80% get, 20% put); keys are key000001..keyNNNNNN.
+--   DELAY_MS: a pause before each request on a connection, to offer a steady, lower rate.
+local mode, ns, token, nkeys, body, delay_ms
+
+function init(args)
+  mode, ns, token, nkeys = args[1], args[2], args[3], tonumber(args[4])
+  delay_ms = tonumber(args[6] or "0")
+  math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6) + math.random(1e6))
+  local size = tonumber(args[5] or "1024")
+  local bytes = {}
+  for i = 1, size do bytes[i] = string.char(math.random(0, 255)) end
+  body = table.concat(bytes)
+end
+
+local function key_path()
+  return string.format("/v2/storage/kvs/%s/keys/key%06d", ns, math.random(nkeys))
+end
+
+function request()
+  local auth = {["Authorization"] = "Bearer " .. token}
+  local op = mode
+  if mode == "mixed" then op = (math.random() < 0.8) and "get" or "put" end
+  if op == "get" then
+    return wrk.format("GET", key_path(), auth)
+  elseif op == "put" then
+    auth["Content-Type"] = "application/octet-stream"
+    return wrk.format("PUT", key_path(), auth, body)
+  else
+    local start = math.random(math.max(nkeys - 100, 1))
+    local path = string.format("/v2/storage/kvs/%s/keys?limit=100&start=key%06d", ns, start)
+    return wrk.format("GET", path, auth)
+  end
+end
+
+function delay()
+  return delay_ms
+end

@@ -1,0 +1,663 @@
+"""`make bench`: the service against PostgreSQL's own ceiling, a bare aiohttp app and etcd, side
+by side in one run on this machine, with one table of figures, ratios and targets.
+
+    .venv/bin/python bench/run.py [--quick]
+
+Starts its own durable PostgreSQL (initdb defaults: fsync and synchronous_commit on), the
+service as a user runs it (`kvs serve` and `kvs worker`), a bare aiohttp app and etcd, each on
+127.0.0.1, and stops them all by PID. Needs wrk and etcd (Debian's `wrk` and `etcd-server`,
+installed when missing and run as root). Writes the table to bench/results/latest.md too.
+"""
+
+import argparse
+import asyncio
+import base64
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+import aiohttp
+import asyncpg
+
+from service import tenants
+from service.db import open_database, queries
+from service.devdb import EmbeddedPostgres, bin_dir
+from service.migrations import apply_migrations
+from service.models import NamespaceCreate
+from service.namespaces import create_namespace
+from service.settings import REPO_ROOT, Settings
+from service.worker import Worker
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+CONNECTIONS = 32  # every HTTP workload and pgbench run, as in the reference figures
+MIB = 1024 * 1024
+
+
+@dataclass
+class Mode:
+    keys: int
+    seconds: int
+    reps: int
+    soak_seconds: int
+
+
+QUICK = Mode(keys=20_000, seconds=5, reps=1, soak_seconds=30)
+FULL = Mode(keys=100_000, seconds=15, reps=3, soak_seconds=300)
+
+
+@dataclass
+class Load:
+    """One wrk or pgbench run."""
+
+    rate: float
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    failures: int = 0
+
+
+@dataclass
+class Results:
+    figures: dict[str, list[Load]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, load: Load) -> None:
+        self.figures.setdefault(name, []).append(load)
+        print(f"  {name}: {load.rate:,.0f}/s p99 {load.p99_ms:.2f} ms failures {load.failures}")
+
+    def rate(self, name: str) -> float:
+        return statistics.median(load.rate for load in self.figures[name])
+
+    def p99(self, name: str) -> float:
+        return statistics.median(load.p99_ms for load in self.figures[name])
+
+
+# ---------------------------------------------------------------- processes and tools
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+@contextmanager
+def process(*args: str, env: dict | None = None, port: int | None = None):
+    """A process for the duration of the block, stopped by its PID (SIGTERM, then SIGKILL)."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if port is not None:
+            wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def ensure_tools() -> None:
+    missing = [
+        pkg for tool, pkg in (("wrk", "wrk"), ("etcd", "etcd-server")) if not shutil.which(tool)
+    ]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(f"bench needs: apt-get install {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        check=True,
+        env=env,
+    )
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(re.search(r"VmRSS:\s+(\d+)", status)[1])
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, TypeError, ProcessLookupError):
+            continue
+        pending.extend(int(c) for c in children)
+    return total / 1024
+
+
+@contextmanager
+def peak_rss(pid: int):
+    """Samples the RSS of a process tree every 10 ms for the block; yields [peak MiB]."""
+    peak, done = [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], rss_mib(pid))
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        thread.join()
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(
+    url: str, script: Path, *args: object, seconds: int, connections: int = CONNECTIONS
+) -> Load:
+    """A closed-loop wrk run (2 threads); its rate, latency percentiles and failed requests."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+            "--",
+            *map(str, args),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE).groups()
+        return float(value) * _UNITS[unit]
+
+    failures = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failures += sum(map(int, errors.groups())) if errors else 0
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    return Load(rate, percentile("50"), percentile("99"), failures)
+
+
+def pgbench(dsn: str, script: str, seconds: int, defines: dict[str, str]) -> Load:
+    """pgbench with prepared statements at the same concurrency as the HTTP runs."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            [
+                str(bin_dir() / "pgbench"),
+                "-n",
+                "-M",
+                "prepared",
+                "-T",
+                str(seconds),
+                f"-c{CONNECTIONS}",
+                "-j2",
+                *(f"-D{k}={v}" for k, v in defines.items()),
+                "-f",
+                f.name,
+                dsn,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    latency = float(re.search(r"latency average = ([\d.]+) ms", out)[1])
+    return Load(
+        float(re.search(r"tps = ([\d.]+)", out)[1]), latency, 0.0, int(failed[1]) if failed else 0
+    )
+
+
+# ---------------------------------------------------------------- the same SQL as the service
+
+
+def pgbench_script(query: str, params: dict[int, str], sets: str = "") -> str:
+    """A service query (service/sql/) with its $n parameters replaced, as one pgbench line."""
+    sql = getattr(queries(), query)
+    for n in sorted(params, reverse=True):  # $10 before $1
+        sql = sql.replace(f"${n}", params[n])
+    lines = [line.split("--")[0] for line in sql.splitlines()]
+    return sets + " ".join(line.strip() for line in lines if line.strip()) + ";\n"
+
+
+KEY = "('key' || lpad(:k::text, 6, '0'))"
+RANDOM_KEY = "\\set k random(1, {keys})\n"
+
+
+def pgbench_scripts(keys: int) -> dict[str, str]:
+    ns = {1: ":ns::uuid", 2: ":tenant::uuid"}
+    sets = RANDOM_KEY.format(keys=keys)
+    put = {
+        **ns,
+        3: KEY,
+        4: "decode(:val, 'base64')",
+        5: "'application/octet-stream'",
+        6: "NULL::float8",
+        7: "false",
+    }
+    start = f"\\set k random(1, {max(keys - 100, 1)})\n"
+    return {
+        "get": pgbench_script("get_entry", {**ns, 3: KEY, 4: "'{}'::bigint[]"}, sets),
+        "put": pgbench_script("put_entry", put, sets),
+        "list": pgbench_script(
+            "list_entries", {**ns, 3: KEY, 4: "''", 5: "chr(127)", 6: "101"}, start
+        ),
+    }
+
+
+# ---------------------------------------------------------------- set-up
+
+
+@dataclass
+class Setup:
+    dsn: str
+    tenant: UUID
+    token: str
+    namespace: UUID
+
+
+async def prepare(dsn: str, keys: int) -> Setup:
+    """Schema, a tenant with 10 provisioned namespaces, `keys` 1 KiB keys in the first."""
+    conn = await asyncpg.connect(dsn)
+    await apply_migrations(conn, REPO_ROOT / "migrations")
+    settings = Settings(database_url=dsn, metrics_port=0)
+    async with open_database(settings) as db:
+        tenant, key = await tenants.create_tenant(db, "bench")
+        spaces = [
+            await create_namespace(db, tenant, NamespaceCreate(name=f"bench-{i}"))
+            for i in range(10)
+        ]
+        worker = Worker(db, settings)
+        while await worker.run_once():
+            pass
+    records = (
+        (spaces[0].id, f"key{i:06d}", os.urandom(1024), "application/octet-stream", 1024, i, i)
+        for i in range(1, keys + 1)
+    )
+    await conn.copy_records_to_table(
+        "kv_entries",
+        records=records,
+        columns=[
+            "namespace_id",
+            "key",
+            "value",
+            "content_type",
+            "size_bytes",
+            "version",
+            "created_version",
+        ],
+    )
+    await conn.execute("SELECT setval('kv_versions', $1)", keys + 1)
+    await conn.execute("VACUUM ANALYZE")
+    await conn.execute("CHECKPOINT")
+    await conn.close()
+    return Setup(dsn, tenant, key.token, spaces[0].id)
+
+
+async def add_namespaces(dsn: str, tenant: UUID, count: int) -> None:
+    """`count` more provisioned namespaces, straight into the tables."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        "WITH ns AS (INSERT INTO namespaces (tenant_id, name, status, ttl_support)"
+        " SELECT $1, 'more-' || g, 'provision_ok', true FROM generate_series(1, $2) g"
+        " RETURNING id) INSERT INTO namespace_storage (namespace_id) SELECT id FROM ns",
+        tenant,
+        count,
+    )
+    await conn.execute("VACUUM ANALYZE")
+    await conn.close()
+
+
+async def housekeep(dsn: str) -> None:
+    """Between write runs, as the reference figures did: no run pays for another's garbage."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("VACUUM kv_entries")
+    await conn.execute("CHECKPOINT")
+    await conn.close()
+
+
+async def prefill_etcd(port: int, keys: int) -> None:
+    value = base64.b64encode(os.urandom(1024)).decode()
+    url = f"http://127.0.0.1:{port}/v3/kv/put"
+    async with aiohttp.ClientSession() as session:
+
+        async def writer(start: int) -> None:
+            for i in range(start, keys + 1, 32):
+                key = base64.b64encode(f"key{i:06d}".encode()).decode()
+                async with session.post(url, json={"key": key, "value": value}) as resp:
+                    resp.raise_for_status()
+
+        await asyncio.gather(*(writer(s) for s in range(1, 33)))
+
+
+async def concurrent_puts(port: int, setup: Setup, count: int, size: int) -> None:
+    body = os.urandom(size)
+    headers = {"Authorization": f"Bearer {setup.token}"}
+    async with aiohttp.ClientSession() as session:
+
+        async def put(i: int) -> None:
+            url = f"http://127.0.0.1:{port}/v2/storage/kvs/{setup.namespace}/keys/big{i}"
+            async with session.put(url, data=body, headers=headers) as resp:
+                assert resp.status in (200, 201), resp.status
+
+        await asyncio.gather(*(put(i) for i in range(count)))
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run(mode: Mode, results: Results) -> None:
+    ensure_tools()
+    tmp = Path(tempfile.mkdtemp(prefix="kvs-bench-"))
+    postgres = EmbeddedPostgres(tmp / "pg")
+    try:
+        dsn = postgres.start()
+        print(f"PostgreSQL up; prefilling {mode.keys:,} keys of 1 KiB")
+        setup = asyncio.run(prepare(dsn, mode.keys))
+        measure(mode, setup, results, tmp)
+    finally:
+        postgres.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
+    kv_lua, etcd_lua = BENCH / "lua" / "kv.lua", BENCH / "lua" / "etcd.lua"
+    port = free_port()
+    processes = os.cpu_count() or 1
+    env = {
+        **os.environ,
+        "DATABASE_URL": setup.dsn,
+        "KVS_PORT": str(port),
+        "KVS_METRICS_PORT": "0",
+        "KVS_WORKER_METRICS_PORT": "0",
+        "KVS_PROCESSES": str(processes),
+    }
+    base = f"http://127.0.0.1:{port}"
+    args = (setup.namespace, setup.token, mode.keys)
+    scripts = pgbench_scripts(mode.keys)
+    value_1k = base64.b64encode(os.urandom(1024)).decode()
+    value_64k = base64.b64encode(os.urandom(64 * 1024)).decode()
+    defines = {"ns": str(setup.namespace), "tenant": str(setup.tenant)}
+    s = mode.seconds
+
+    with (
+        process(sys.executable, "-m", "service", "serve", env=env, port=port) as server,
+        process(sys.executable, "-m", "service", "worker", env=env),
+    ):
+        print(f"kvs serve ({processes} processes) on {base}")
+        for op in ("get", "put", "list"):
+            wrk(base, kv_lua, op, *args, seconds=2)  # warm-up
+        for rep in range(mode.reps):
+            print(f"repetition {rep + 1} of {mode.reps}")
+            results.add("kvs GET 1 KiB", wrk(base, kv_lua, "get", *args, seconds=s))
+            results.add("pgbench get_entry", pgbench(setup.dsn, scripts["get"], s, defines))
+            results.add("kvs LIST 100", wrk(base, kv_lua, "list", *args, seconds=s))
+            results.add("pgbench list_entries", pgbench(setup.dsn, scripts["list"], s, defines))
+            asyncio.run(housekeep(setup.dsn))
+            results.add("kvs PUT 1 KiB", wrk(base, kv_lua, "put", *args, 1024, seconds=s))
+            asyncio.run(housekeep(setup.dsn))
+            results.add(
+                "pgbench put_entry 1 KiB",
+                pgbench(setup.dsn, scripts["put"], s, {**defines, "val": value_1k}),
+            )
+            asyncio.run(housekeep(setup.dsn))
+            results.add("kvs PUT 64 KiB", wrk(base, kv_lua, "put", *args, 65536, seconds=s))
+            asyncio.run(housekeep(setup.dsn))
+            results.add(
+                "pgbench put_entry 64 KiB",
+                pgbench(setup.dsn, scripts["put"], s, {**defines, "val": value_64k}),
+            )
+            asyncio.run(housekeep(setup.dsn))
+
+        # Latency at half the peak rate: each connection pauses so that all together offer it.
+        for op in ("GET", "PUT"):
+            half = results.rate(f"kvs {op} 1 KiB") / 2
+            delay_ms = round(CONNECTIONS * 1000 / half, 2)
+            load = wrk(base, kv_lua, op.lower(), *args, 1024, delay_ms, seconds=max(s, 10))
+            results.add(f"kvs {op} 1 KiB at half peak", load)
+
+        # Memory: the peak while 64 1 MiB uploads run at once (three times), then a steady
+        # mixed load.
+        before = rss_mib(server.pid)
+        with peak_rss(server.pid) as peak:
+            for _ in range(3):
+                asyncio.run(concurrent_puts(port, setup, 64, MIB))
+        results.notes["rss_before"] = f"{before:.1f}"
+        results.notes["rss_after_uploads"] = f"{peak[0]:.1f}"
+        samples = []
+        soak = subprocess.Popen(
+            [
+                "wrk",
+                "-t2",
+                f"-c{CONNECTIONS}",
+                f"-d{mode.soak_seconds}s",
+                "-s",
+                str(kv_lua),
+                base,
+                "--",
+                "mixed",
+                *map(str, args),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        while soak.poll() is None:
+            time.sleep(min(5, mode.soak_seconds / 10))
+            samples.append(rss_mib(server.pid))
+        results.notes["rss_soak"] = " ".join(f"{v:.0f}" for v in samples)
+
+        # Namespace count: the same GET and PUT with 100,000 namespaces instead of 10.
+        asyncio.run(add_namespaces(setup.dsn, setup.tenant, 100_000 - 10))
+        asyncio.run(housekeep(setup.dsn))
+        results.add("kvs GET 1 KiB, 100k namespaces", wrk(base, kv_lua, "get", *args, seconds=s))
+        results.add(
+            "kvs PUT 1 KiB, 100k namespaces", wrk(base, kv_lua, "put", *args, 1024, seconds=s)
+        )
+
+    ceiling_port = free_port()
+    with process(
+        sys.executable,
+        str(BENCH / "ceiling.py"),
+        str(ceiling_port),
+        str(processes),
+        port=ceiling_port,
+    ):
+        ceiling_lua = BENCH / "lua" / "ceiling.lua"
+        wrk(f"http://127.0.0.1:{ceiling_port}", ceiling_lua, seconds=2)
+        for _ in range(mode.reps):
+            load = wrk(f"http://127.0.0.1:{ceiling_port}", ceiling_lua, seconds=s)
+            results.add(f"bare aiohttp GET ({processes} processes)", load)
+
+    etcd_port, peer_port = free_port(), free_port()
+    etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
+    with process(
+        "etcd",
+        "--name",
+        "bench",
+        "--data-dir",
+        str(tmp / "etcd"),
+        "--listen-client-urls",
+        etcd_url,
+        "--advertise-client-urls",
+        etcd_url,
+        "--listen-peer-urls",
+        peer_url,
+        "--initial-advertise-peer-urls",
+        peer_url,
+        "--initial-cluster",
+        f"bench={peer_url}",
+        "--quota-backend-bytes",
+        str(8 * 1024 * MIB),
+        port=etcd_port,
+    ):
+        print(f"etcd on {etcd_url}; prefilling {mode.keys:,} keys")
+        asyncio.run(prefill_etcd(etcd_port, mode.keys))
+        for _ in range(mode.reps):
+            results.add("etcd range", wrk(etcd_url, etcd_lua, "range", mode.keys, seconds=s))
+            results.add("etcd put 1 KiB", wrk(etcd_url, etcd_lua, "put", mode.keys, seconds=s))
+
+
+# ---------------------------------------------------------------- the table
+
+
+def table(results: Results, processes: int) -> list[list[str]]:
+    r = results.rate
+    rss = [float(v) for v in results.notes["rss_soak"].split()]
+    warm = rss[len(rss) // 3 :]  # after warm-up
+    upload_growth = float(results.notes["rss_after_uploads"]) - float(results.notes["rss_before"])
+    rows = [
+        ("GET 1 KiB / etcd range", r("kvs GET 1 KiB"), r("etcd range"), 2.0),
+        (
+            "GET 1 KiB / bare aiohttp GET",
+            r("kvs GET 1 KiB"),
+            r(f"bare aiohttp GET ({processes} processes)"),
+            0.5,
+        ),
+        ("PUT 1 KiB / etcd put", r("kvs PUT 1 KiB"), r("etcd put 1 KiB"), 1.5),
+        ("PUT 1 KiB / pgbench put_entry", r("kvs PUT 1 KiB"), r("pgbench put_entry 1 KiB"), 0.5),
+        ("PUT 64 KiB / pgbench put_entry", r("kvs PUT 64 KiB"), r("pgbench put_entry 64 KiB"), 0.9),
+        ("LIST 100 / pgbench list_entries", r("kvs LIST 100"), r("pgbench list_entries"), 0.5),
+        ("GET, 100k namespaces / 10", r("kvs GET 1 KiB, 100k namespaces"), r("kvs GET 1 KiB"), 0.9),
+        ("PUT, 100k namespaces / 10", r("kvs PUT 1 KiB, 100k namespaces"), r("kvs PUT 1 KiB"), 0.9),
+    ]
+    out = [["measure", "kvs", "reference", "ratio", "target", "result"]]
+    for name, ours, theirs, target in rows:
+        ratio = ours / theirs
+        verdict = "pass" if ratio >= target else "short"
+        out.append(
+            [name, f"{ours:,.0f}/s", f"{theirs:,.0f}/s", f"{ratio:.2f}", f"≥ {target}", verdict]
+        )
+    for op in ("GET", "PUT"):
+        name = f"kvs {op} 1 KiB at half peak"
+        p99 = results.p99(name)
+        out.append(
+            [
+                f"p99, {op} 1 KiB at half peak ({r(name):,.0f}/s)",
+                f"{p99:.2f} ms",
+                "",
+                "",
+                "< 10 ms",
+                "pass" if p99 < 10 else "short",
+            ]
+        )
+    out.append(
+        [
+            "RSS growth, 64 x 1 MiB PUTs at once (x3)",
+            f"{upload_growth:.1f} MiB",
+            "",
+            "",
+            "< 192 MiB",
+            "pass" if upload_growth < 192 else "short",
+        ]
+    )
+    drift = max(warm) - warm[0]
+    flat = drift <= max(0.05 * warm[0], 10)
+    out.append(
+        [
+            "RSS over the mixed run after warm-up",
+            f"{warm[0]:.0f} → {warm[-1]:.0f} MiB (max {max(warm):.0f})",
+            "",
+            "",
+            "flat (±5 %)",
+            "pass" if flat else "short",
+        ]
+    )
+    return out
+
+
+def render(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+    mem = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[
+        0
+    ]
+    etcd_version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout
+    postgres = subprocess.run(
+        [str(bin_dir() / "postgres"), "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    return "\n".join(
+        [
+            f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"- CPUs: {os.cpu_count()} ({cpu[1] if cpu else 'unknown'}),"
+            f" memory {int(mem[1]) // 1024**2} GiB",
+            f"- {platform.platform()}, Python {platform.python_version()}",
+            f"- {postgres} (embedded, durable, initdb defaults), {wrk_version.strip()}, "
+            f"etcd {etcd_version.split()[2] if etcd_version else '?'}",
+            f"- every load: {CONNECTIONS} connections, 2 wrk threads or pgbench -j2 -M prepared,"
+            " all on this host over 127.0.0.1",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one short repetition (~3 min)")
+    mode = QUICK if parser.parse_args().quick else FULL
+    results = Results()
+    started = time.monotonic()
+    run(mode, results)
+    processes = os.cpu_count() or 1
+    kind = "quick" if mode is QUICK else "full"
+    figures = [["figure", "rate (median)", "p50", "p99", "failed"]] + [
+        [
+            name,
+            f"{results.rate(name):,.0f}/s",
+            f"{statistics.median(x.p50_ms for x in loads):.2f} ms",
+            f"{results.p99(name):.2f} ms",
+            str(sum(x.failures for x in loads)),
+        ]
+        for name, loads in results.figures.items()
+    ]
+    report = (
+        f"# Benchmark ({kind}: {mode.reps} x {mode.seconds} s per figure, {mode.keys:,} keys)\n\n"
+        f"{machine()}\n\n## Targets\n\n{render(table(results, processes))}\n\n"
+        f"## Figures\n\n{render(figures)}\n\n(pgbench p50 is its average latency.) "
+        f"RSS of `kvs serve` in MiB: {results.notes['rss_before']} before the uploads, "
+        f"{results.notes['rss_after_uploads']} at their peak; during the mixed run: "
+        f"{results.notes['rss_soak']}.\nTook {time.monotonic() - started:.0f} s.\n"
+    )
+    print("\n" + report)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.md").write_text(report)
+
+
+if __name__ == "__main__":
+    main()
