@@ -574,7 +574,7 @@ def table(results: Results, processes: int) -> list[list[str]]:
         )
     out.append(
         [
-            "RSS growth, 64 x 1 MiB PUTs at once (x3)",
+            "RSS peak growth, 64 x 1 MiB PUTs at once (x3)",
             f"{upload_growth:.1f} MiB",
             "",
             "",

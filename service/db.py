@@ -88,8 +88,12 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = self.pool
+        # The time limit is for waiting until a connection is free. When one is free now (or
+        # may be opened), it is skipped: asyncpg would spend a task and a timer on every request.
+        free_now = pool.get_idle_size() > 0 or pool.get_size() < pool.get_max_size()
         try:
-            async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
+            async with pool.acquire(timeout=None if free_now else self._acquire_timeout) as conn:
                 yield conn
         except (asyncpg.PostgresError, OSError, TimeoutError) as err:
             if self._metrics is not None:

@@ -2,9 +2,9 @@
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 
 from aiohttp import web
 
@@ -57,7 +57,7 @@ def error_response(
 def assign_request_id(request: web.Request) -> str:
     """The request's id: the caller's X-Request-Id when it is sane, else a new one."""
     given = request.headers.get("X-Request-Id", "")
-    request[REQUEST_ID] = given if _CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = given if _CLIENT_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
     return request[REQUEST_ID]
 
 
