@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,16 +69,36 @@ class Load:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     failures: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # % of one core, by process tree
 
 
 @dataclass
 class Results:
     figures: dict[str, list[Load]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    # Process trees whose CPU each run records, e.g. {"kvs": pid, "postgres": pid}.
+    watch: dict[str, int] = field(default_factory=dict)
 
-    def add(self, name: str, load: Load) -> None:
-        self.figures.setdefault(name, []).append(load)
-        print(f"  {name}: {load.rate:,.0f}/s p99 {load.p99_ms:.2f} ms failures {load.failures}")
+    def run(self, name: str, load: Callable[[], Load]) -> None:
+        """Runs one load and records it with the CPU the watched processes and the whole
+        machine spent meanwhile."""
+        before = {label: tree_cpu_seconds(pid) for label, pid in self.watch.items()}
+        busy_before, total_before = machine_cpu()
+        started = time.monotonic()
+        result = load()
+        elapsed = time.monotonic() - started
+        for label, pid in self.watch.items():
+            result.cpu[label] = 100 * (tree_cpu_seconds(pid) - before[label]) / elapsed
+        busy, total = machine_cpu()
+        result.cpu["machine"] = (
+            100 * (os.cpu_count() or 1) * (busy - busy_before) / (total - total_before)
+        )
+        self.figures.setdefault(name, []).append(result)
+        cpu = " ".join(f"{k} {v:.0f}%" for k, v in result.cpu.items())
+        print(
+            f"  {name}: {result.rate:,.0f}/s p99 {result.p99_ms:.2f} ms, failed "
+            f"{result.failures}; CPU {cpu}"
+        )
 
     def rate(self, name: str) -> float:
         return statistics.median(load.rate for load in self.figures[name])
@@ -170,6 +191,29 @@ def peak_rss(pid: int):
     finally:
         done.set()
         thread.join()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, in seconds, including
+    descendants that have exited (PostgreSQL backends of pgbench connections)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        pending.extend(int(c) for c in children)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[int, int]:
+    """Busy and total jiffies of the whole machine so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -418,27 +462,31 @@ def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
         process(sys.executable, "-m", "service", "worker", env=env),
     ):
         print(f"kvs serve ({processes} processes) on {base}")
+        postmaster = int((tmp / "pg" / "postmaster.pid").read_text().split()[0])
+        results.watch = {"kvs": server.pid, "postgres": postmaster}
         for op in ("get", "put", "list"):
             wrk(base, kv_lua, op, *args, seconds=2)  # warm-up
         for rep in range(mode.reps):
             print(f"repetition {rep + 1} of {mode.reps}")
-            results.add("kvs GET 1 KiB", wrk(base, kv_lua, "get", *args, seconds=s))
-            results.add("pgbench get_entry", pgbench(setup.dsn, scripts["get"], s, defines))
-            results.add("kvs LIST 100", wrk(base, kv_lua, "list", *args, seconds=s))
-            results.add("pgbench list_entries", pgbench(setup.dsn, scripts["list"], s, defines))
-            asyncio.run(housekeep(setup.dsn))
-            results.add("kvs PUT 1 KiB", wrk(base, kv_lua, "put", *args, 1024, seconds=s))
-            asyncio.run(housekeep(setup.dsn))
-            results.add(
-                "pgbench put_entry 1 KiB",
-                pgbench(setup.dsn, scripts["put"], s, {**defines, "val": value_1k}),
+            results.run("kvs GET 1 KiB", lambda: wrk(base, kv_lua, "get", *args, seconds=s))
+            results.run("pgbench get_entry", lambda: pgbench(setup.dsn, scripts["get"], s, defines))
+            results.run("kvs LIST 100", lambda: wrk(base, kv_lua, "list", *args, seconds=s))
+            results.run(
+                "pgbench list_entries", lambda: pgbench(setup.dsn, scripts["list"], s, defines)
             )
             asyncio.run(housekeep(setup.dsn))
-            results.add("kvs PUT 64 KiB", wrk(base, kv_lua, "put", *args, 65536, seconds=s))
+            results.run("kvs PUT 1 KiB", lambda: wrk(base, kv_lua, "put", *args, 1024, seconds=s))
             asyncio.run(housekeep(setup.dsn))
-            results.add(
+            results.run(
+                "pgbench put_entry 1 KiB",
+                lambda: pgbench(setup.dsn, scripts["put"], s, {**defines, "val": value_1k}),
+            )
+            asyncio.run(housekeep(setup.dsn))
+            results.run("kvs PUT 64 KiB", lambda: wrk(base, kv_lua, "put", *args, 65536, seconds=s))
+            asyncio.run(housekeep(setup.dsn))
+            results.run(
                 "pgbench put_entry 64 KiB",
-                pgbench(setup.dsn, scripts["put"], s, {**defines, "val": value_64k}),
+                lambda: pgbench(setup.dsn, scripts["put"], s, {**defines, "val": value_64k}),
             )
             asyncio.run(housekeep(setup.dsn))
 
@@ -446,8 +494,12 @@ def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
         for op in ("GET", "PUT"):
             half = results.rate(f"kvs {op} 1 KiB") / 2
             delay_ms = round(CONNECTIONS * 1000 / half, 2)
-            load = wrk(base, kv_lua, op.lower(), *args, 1024, delay_ms, seconds=max(s, 10))
-            results.add(f"kvs {op} 1 KiB at half peak", load)
+            results.run(
+                f"kvs {op} 1 KiB at half peak",
+                lambda op=op, delay=delay_ms: wrk(
+                    base, kv_lua, op.lower(), *args, 1024, delay, seconds=max(s, 10)
+                ),
+            )
 
         # Memory: the peak while 64 1 MiB uploads run at once (three times), then a steady
         # mixed load.
@@ -478,12 +530,23 @@ def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
             samples.append(rss_mib(server.pid))
         results.notes["rss_soak"] = " ".join(f"{v:.0f}" for v in samples)
 
-        # Namespace count: the same GET and PUT with 100,000 namespaces instead of 10.
+        # Namespace count: the same GET and PUT with 10 namespaces, then with 100,000, back to
+        # back so that nothing else differs.
+        asyncio.run(housekeep(setup.dsn))
+        results.run(
+            "kvs GET 1 KiB, 10 namespaces", lambda: wrk(base, kv_lua, "get", *args, seconds=s)
+        )
+        results.run(
+            "kvs PUT 1 KiB, 10 namespaces", lambda: wrk(base, kv_lua, "put", *args, 1024, seconds=s)
+        )
         asyncio.run(add_namespaces(setup.dsn, setup.tenant, 100_000 - 10))
         asyncio.run(housekeep(setup.dsn))
-        results.add("kvs GET 1 KiB, 100k namespaces", wrk(base, kv_lua, "get", *args, seconds=s))
-        results.add(
-            "kvs PUT 1 KiB, 100k namespaces", wrk(base, kv_lua, "put", *args, 1024, seconds=s)
+        results.run(
+            "kvs GET 1 KiB, 100k namespaces", lambda: wrk(base, kv_lua, "get", *args, seconds=s)
+        )
+        results.run(
+            "kvs PUT 1 KiB, 100k namespaces",
+            lambda: wrk(base, kv_lua, "put", *args, 1024, seconds=s),
         )
 
     ceiling_port = free_port()
@@ -493,12 +556,15 @@ def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
         str(ceiling_port),
         str(processes),
         port=ceiling_port,
-    ):
+    ) as ceiling:
+        results.watch = {"aiohttp": ceiling.pid}
         ceiling_lua = BENCH / "lua" / "ceiling.lua"
         wrk(f"http://127.0.0.1:{ceiling_port}", ceiling_lua, seconds=2)
         for _ in range(mode.reps):
-            load = wrk(f"http://127.0.0.1:{ceiling_port}", ceiling_lua, seconds=s)
-            results.add(f"bare aiohttp GET ({processes} processes)", load)
+            results.run(
+                f"bare aiohttp GET ({processes} processes)",
+                lambda: wrk(f"http://127.0.0.1:{ceiling_port}", ceiling_lua, seconds=s),
+            )
 
     etcd_port, peer_port = free_port(), free_port()
     etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
@@ -521,12 +587,17 @@ def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
         "--quota-backend-bytes",
         str(8 * 1024 * MIB),
         port=etcd_port,
-    ):
+    ) as etcd:
+        results.watch = {"etcd": etcd.pid}
         print(f"etcd on {etcd_url}; prefilling {mode.keys:,} keys")
         asyncio.run(prefill_etcd(etcd_port, mode.keys))
         for _ in range(mode.reps):
-            results.add("etcd range", wrk(etcd_url, etcd_lua, "range", mode.keys, seconds=s))
-            results.add("etcd put 1 KiB", wrk(etcd_url, etcd_lua, "put", mode.keys, seconds=s))
+            results.run(
+                "etcd range", lambda: wrk(etcd_url, etcd_lua, "range", mode.keys, seconds=s)
+            )
+            results.run(
+                "etcd put 1 KiB", lambda: wrk(etcd_url, etcd_lua, "put", mode.keys, seconds=s)
+            )
 
 
 # ---------------------------------------------------------------- the table
@@ -549,8 +620,18 @@ def table(results: Results, processes: int) -> list[list[str]]:
         ("PUT 1 KiB / pgbench put_entry", r("kvs PUT 1 KiB"), r("pgbench put_entry 1 KiB"), 0.5),
         ("PUT 64 KiB / pgbench put_entry", r("kvs PUT 64 KiB"), r("pgbench put_entry 64 KiB"), 0.9),
         ("LIST 100 / pgbench list_entries", r("kvs LIST 100"), r("pgbench list_entries"), 0.5),
-        ("GET, 100k namespaces / 10", r("kvs GET 1 KiB, 100k namespaces"), r("kvs GET 1 KiB"), 0.9),
-        ("PUT, 100k namespaces / 10", r("kvs PUT 1 KiB, 100k namespaces"), r("kvs PUT 1 KiB"), 0.9),
+        (
+            "GET, 100k namespaces / 10",
+            r("kvs GET 1 KiB, 100k namespaces"),
+            r("kvs GET 1 KiB, 10 namespaces"),
+            0.9,
+        ),
+        (
+            "PUT, 100k namespaces / 10",
+            r("kvs PUT 1 KiB, 100k namespaces"),
+            r("kvs PUT 1 KiB, 10 namespaces"),
+            0.9,
+        ),
     ]
     out = [["measure", "kvs", "reference", "ratio", "target", "result"]]
     for name, ours, theirs, target in rows:
@@ -636,20 +717,25 @@ def main() -> None:
     run(mode, results)
     processes = os.cpu_count() or 1
     kind = "quick" if mode is QUICK else "full"
-    figures = [["figure", "rate (median)", "p50", "p99", "failed"]] + [
+    figures = [["figure", "rate (median)", "p50", "p99", "failed", "CPU, % of one core"]] + [
         [
             name,
             f"{results.rate(name):,.0f}/s",
             f"{statistics.median(x.p50_ms for x in loads):.2f} ms",
             f"{results.p99(name):.2f} ms",
             str(sum(x.failures for x in loads)),
+            ", ".join(
+                f"{label} {statistics.median(x.cpu[label] for x in loads):.0f}"
+                for label in loads[0].cpu
+            ),
         ]
         for name, loads in results.figures.items()
     ]
     report = (
         f"# Benchmark ({kind}: {mode.reps} x {mode.seconds} s per figure, {mode.keys:,} keys)\n\n"
         f"{machine()}\n\n## Targets\n\n{render(table(results, processes))}\n\n"
-        f"## Figures\n\n{render(figures)}\n\n(pgbench p50 is its average latency.) "
+        f"## Figures\n\n{render(figures)}\n\n(pgbench p50 is its average latency; `machine` is"
+        f" the whole host's CPU, load generator included, out of {100 * processes}.) "
         f"RSS of `kvs serve` in MiB: {results.notes['rss_before']} before the uploads, "
         f"{results.notes['rss_after_uploads']} at their peak; during the mixed run: "
         f"{results.notes['rss_soak']}.\nTook {time.monotonic() - started:.0f} s.\n"
