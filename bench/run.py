@@ -331,6 +331,7 @@ class Setup:
     tenant: UUID
     token: str
     namespace: UUID
+    big_values: UUID  # where the 64 KiB writes go, so that GET 1 KiB keeps reading 1 KiB values
 
 
 async def prepare(dsn: str, keys: int) -> Setup:
@@ -368,7 +369,7 @@ async def prepare(dsn: str, keys: int) -> Setup:
     await conn.execute("VACUUM ANALYZE")
     await conn.execute("CHECKPOINT")
     await conn.close()
-    return Setup(dsn, tenant, key.token, spaces[0].id)
+    return Setup(dsn, tenant, key.token, spaces[0].id, spaces[1].id)
 
 
 async def add_namespaces(dsn: str, tenant: UUID, count: int) -> None:
@@ -455,6 +456,8 @@ def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
     value_1k = base64.b64encode(os.urandom(1024)).decode()
     value_64k = base64.b64encode(os.urandom(64 * 1024)).decode()
     defines = {"ns": str(setup.namespace), "tenant": str(setup.tenant)}
+    big = (setup.big_values, setup.token, mode.keys)
+    big_defines = {**defines, "ns": str(setup.big_values), "val": value_64k}
     s = mode.seconds
 
     with (
@@ -482,11 +485,11 @@ def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
                 lambda: pgbench(setup.dsn, scripts["put"], s, {**defines, "val": value_1k}),
             )
             asyncio.run(housekeep(setup.dsn))
-            results.run("kvs PUT 64 KiB", lambda: wrk(base, kv_lua, "put", *args, 65536, seconds=s))
+            results.run("kvs PUT 64 KiB", lambda: wrk(base, kv_lua, "put", *big, 65536, seconds=s))
             asyncio.run(housekeep(setup.dsn))
             results.run(
                 "pgbench put_entry 64 KiB",
-                lambda: pgbench(setup.dsn, scripts["put"], s, {**defines, "val": value_64k}),
+                lambda: pgbench(setup.dsn, scripts["put"], s, big_defines),
             )
             asyncio.run(housekeep(setup.dsn))
 

@@ -1,7 +1,7 @@
 -- wrk script for the kvs keys API.
 -- Arguments: MODE NAMESPACE TOKEN KEYS [BODY_BYTES] [DELAY_MS]
 --   MODE: get | put | list | mixed (80% get, 20% put); keys are key000001..keyNNNNNN.
---   DELAY_MS: a pause before each request on a connection, to offer a steady, lower rate.
+--   DELAY_MS: the mean pause before each request on a connection, to offer a lower rate.
 local mode, ns, token, nkeys, body, delay_ms
 
 function init(args)
@@ -34,6 +34,8 @@ function request()
   end
 end
 
+-- Uniform in [0, 2 x DELAY_MS]: the mean gives the rate, the spread keeps the connections
+-- from falling into step and arriving in bursts.
 function delay()
-  return delay_ms
+  return math.random() * 2 * delay_ms
 end
