@@ -216,7 +216,7 @@ def machine_cpu() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
 def wrk(
@@ -242,8 +242,11 @@ def wrk(
     ).stdout
 
     def percentile(p: str) -> float:
-        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE).groups()
-        return float(value) * _UNITS[unit]
+        found = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m|h)$", out, re.MULTILINE)
+        if found is None:  # seen once in a long run: report it, keep the run's other figures
+            print(f"no {p}th percentile in wrk's output:\n{out}", file=sys.stderr)
+            return float("nan")
+        return float(found[1]) * _UNITS[found[2]]
 
     failures = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
