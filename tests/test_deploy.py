@@ -221,3 +221,9 @@ async def test_the_wheel_the_containerfile_installs_serves_outside_the_checkout(
         await server.wait()
     assert ready.status == 200, ready.body
     assert spec.status == 200 and spec.body == (REPO_ROOT / "openapi/openapi.yaml").read_bytes()
+
+
+def test_serving_processes_match_the_api_cpu_limit(rendered):
+    """KVS_PROCESSES left at 0 would count the node's CPUs, not the container's."""
+    limit = pod_specs(rendered)["kvs-api"]["containers"][0]["resources"]["limits"]["cpu"]
+    assert int(config(rendered)["KVS_PROCESSES"]) == int(limit)
