@@ -7,17 +7,14 @@ Starts its own durable embedded PostgreSQL in a temporary directory and removes 
 """
 
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import asyncpg
 
 from service import tenants
 from service.db import open_database
-from service.devdb import EmbeddedPostgres
+from service.devdb import temporary_postgres
 from service.migrations import apply_migrations
 from service.models import NamespaceCreate
 from service.namespaces import create_namespace, delete_namespace, get_namespace
@@ -96,13 +93,8 @@ async def run(url: str, keys: int) -> None:
 
 def main() -> None:
     keys = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    directory = Path(tempfile.mkdtemp())
-    server = EmbeddedPostgres(directory / "pg")
-    try:
-        asyncio.run(run(server.start(), keys))
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    with temporary_postgres() as server:
+        asyncio.run(run(server.url(), keys))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +36,7 @@ import asyncpg
 
 from service import tenants
 from service.db import open_database, queries
-from service.devdb import EmbeddedPostgres, bin_dir
+from service.devdb import bin_dir, temporary_postgres
 from service.migrations import apply_migrations
 from service.models import NamespaceCreate
 from service.namespaces import create_namespace
@@ -160,19 +160,31 @@ def ensure_tools() -> None:
     )
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants."""
-    total, pending = 0, [pid]
+def process_tree(pid: int) -> Iterator[int]:
+    """A process and its descendants, as they are now."""
+    pending = [pid]
     while pending:
         current = pending.pop()
+        yield current
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(re.search(r"VmRSS:\s+(\d+)", status)[1])
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, TypeError, ProcessLookupError):
+        except FileNotFoundError:
             continue
         pending.extend(int(c) for c in children)
-    return total / 1024
+
+
+def _proc(pid: int, name: str) -> str:
+    """/proc/<pid>/<name>, or "" when the process has just gone."""
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants."""
+    found = (re.search(r"VmRSS:\s+(\d+)", _proc(p, "status")) for p in process_tree(pid))
+    return sum(int(m[1]) for m in found if m) / 1024
 
 
 @contextmanager
@@ -196,16 +208,12 @@ def peak_rss(pid: int):
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and all its descendants, in seconds, including
     descendants that have exited (PostgreSQL backends of pgbench connections)."""
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+    total = 0
+    for p in process_tree(pid):
+        stat = _proc(p, "stat")
+        if stat:
+            fields = stat.rsplit(")", 1)[1].split()
             total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        pending.extend(int(c) for c in children)
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -429,19 +437,13 @@ async def concurrent_puts(port: int, setup: Setup, count: int, size: int) -> Non
 
 def run(mode: Mode, results: Results) -> None:
     ensure_tools()
-    tmp = Path(tempfile.mkdtemp(prefix="kvs-bench-"))
-    postgres = EmbeddedPostgres(tmp / "pg")
-    try:
-        dsn = postgres.start()
+    with temporary_postgres() as postgres:
         print(f"PostgreSQL up; prefilling {mode.keys:,} keys of 1 KiB")
-        setup = asyncio.run(prepare(dsn, mode.keys))
-        measure(mode, setup, results, tmp)
-    finally:
-        postgres.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        setup = asyncio.run(prepare(postgres.url(), mode.keys))
+        measure(mode, setup, results, postgres.datadir)
 
 
-def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
+def measure(mode: Mode, setup: Setup, results: Results, pgdata: Path) -> None:
     kv_lua, etcd_lua = BENCH / "lua" / "kv.lua", BENCH / "lua" / "etcd.lua"
     port = free_port()
     processes = os.cpu_count() or 1
@@ -468,7 +470,7 @@ def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
         process(sys.executable, "-m", "service", "worker", env=env),
     ):
         print(f"kvs serve ({processes} processes) on {base}")
-        postmaster = int((tmp / "pg" / "postmaster.pid").read_text().split()[0])
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
         results.watch = {"kvs": server.pid, "postgres": postmaster}
         for op in ("get", "put", "list"):
             wrk(base, kv_lua, op, *args, seconds=2)  # warm-up
@@ -579,7 +581,7 @@ def measure(mode: Mode, setup: Setup, results: Results, tmp: Path) -> None:
         "--name",
         "bench",
         "--data-dir",
-        str(tmp / "etcd"),
+        str(pgdata.parent / "etcd"),
         "--listen-client-urls",
         etcd_url,
         "--advertise-client-urls",

@@ -7,10 +7,7 @@ Starts its own embedded PostgreSQL in a temporary directory and removes it after
 """
 
 import asyncio
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
@@ -20,7 +17,7 @@ from service import tenants
 from service.app import create_app
 from service.appkeys import METRICS
 from service.db import open_database
-from service.devdb import EmbeddedPostgres
+from service.devdb import temporary_postgres
 from service.metrics import WorkerMetrics
 from service.migrations import apply_migrations
 from service.settings import REPO_ROOT, Settings
@@ -78,13 +75,8 @@ async def run(url: str, namespaces: int) -> None:
 
 def main() -> None:
     namespaces = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    tmp = Path(tempfile.mkdtemp(prefix="kvs-bench-"))
-    server = EmbeddedPostgres(tmp / "pg", durable=False)
-    try:
-        asyncio.run(run(server.start(), namespaces))
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with temporary_postgres(durable=False) as server:
+        asyncio.run(run(server.url(), namespaces))
 
 
 if __name__ == "__main__":

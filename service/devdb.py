@@ -12,6 +12,9 @@ import shutil
 import socket
 import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SYSTEM_USER = "kvs-postgres"
@@ -135,6 +138,20 @@ class EmbeddedPostgres:
             raise RuntimeError(
                 f"{program} failed ({result.returncode}):\n{result.stdout}{result.stderr}{tail}"
             )
+
+
+@contextmanager
+def temporary_postgres(*, durable: bool = True) -> Iterator[EmbeddedPostgres]:
+    """A started server whose data lives in a new temporary directory, for the block; then
+    stopped and the directory removed. Other scratch files may go beside `datadir`."""
+    directory = Path(tempfile.mkdtemp(prefix="kvs-"))
+    server = EmbeddedPostgres(directory / "pg", durable=durable)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _free_port() -> int:

@@ -195,6 +195,15 @@ KVS = [sys.executable, "-m", "service"]
 SRC = Path(__file__).resolve().parent.parent
 
 
+async def stop_processes(*procs: asyncio.subprocess.Process) -> None:
+    """SIGTERM to each process, then waits for them all (they shut down side by side)."""
+    for proc in procs:
+        if proc.returncode is None:
+            proc.terminate()
+    for proc in procs:
+        await proc.wait()
+
+
 def require_tool(command: str, debian_package: str | None) -> str:
     """The path of a system tool a test needs: skipped locally when it is missing, a failure
     in CI (.ci/run installs it)."""

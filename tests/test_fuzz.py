@@ -5,7 +5,7 @@ import asyncio
 import re
 import sys
 
-from tests.conftest import KVS, closed_port, worker_env
+from tests.conftest import KVS, closed_port, stop_processes, worker_env
 from tests.rawhttp import wait_until_serving
 from tests.spec_check import SPEC_PATH
 
@@ -36,9 +36,7 @@ async def test_schemathesis_finds_no_failures(database_url, tenant):
         )
         output, _ = await asyncio.wait_for(fuzz.communicate(), timeout=300)
     finally:
-        for proc in (server, worker):
-            proc.terminate()
-            await proc.wait()
+        await stop_processes(server, worker)
     report = output.decode()
     summary = re.findall(r"^Test cases:\n\s+(.*)$", report, re.MULTILINE)
     print(f"\nschemathesis: {summary}", file=sys.stderr)

@@ -9,7 +9,7 @@ import os
 import aiohttp
 from yarl import URL
 
-from tests.conftest import KVS, closed_port, require_tool, worker_env
+from tests.conftest import KVS, closed_port, require_tool, stop_processes, worker_env
 from tests.rawhttp import wait_until_serving
 
 CLIENTS, ROUNDS = 16, 10
@@ -98,7 +98,4 @@ async def test_the_api_works_through_pgbouncer_in_transaction_mode(database_url,
                 assert resp.status == 200
                 assert len((await resp.json())["data"]) == CLIENTS * ROUNDS
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            await proc.wait()
+        await stop_processes(*procs)

@@ -10,7 +10,7 @@ import time
 import aiohttp
 import yaml
 
-from tests.conftest import KVS, closed_port, require_tool, worker_env
+from tests.conftest import KVS, closed_port, require_tool, stop_processes, worker_env
 from tests.rawhttp import wait_until_serving
 
 PUTS, MISSES = 7, 3
@@ -115,7 +115,4 @@ async def test_prometheus_scrapes_the_api_and_the_worker(database_url, tenant, t
             series = await query(session, base, 'count({__name__=~"kvs_.+"}) by (job)')
             print(f"\nPrometheus sees {series}: {expected}", file=sys.stderr)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            await proc.wait()
+        await stop_processes(*procs)
