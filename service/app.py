@@ -21,12 +21,7 @@ from service.handlers import docs, health, keys, namespaces
 from service.keycache import KeyCache
 from service.kv import MAX_VALUE_BYTES
 from service.metrics import ApiMetrics, serve_metrics
-from service.middleware import (
-    drain_middleware,
-    error_middleware,
-    observe_middleware,
-    request_id_middleware,
-)
+from service.middleware import front_middleware
 from service.migrations import latest_version
 from service.openapi import load_document
 from service.settings import Settings
@@ -49,13 +44,7 @@ def create_app(settings: Settings) -> web.Application:
     """The API application; its pool opens on startup and closes on cleanup."""
     metrics = ApiMetrics()
     app = web.Application(
-        middlewares=[
-            drain_middleware,
-            request_id_middleware,
-            observe_middleware(metrics),
-            error_middleware,
-            auth_middleware,
-        ],
+        middlewares=[front_middleware(metrics), auth_middleware],
         client_max_size=MAX_VALUE_BYTES,
         # Values are stored as the bytes sent: a handler refuses an encoded body (415) rather
         # than have the parser decode it, or reject an unknown coding in plain text.

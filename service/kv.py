@@ -21,7 +21,6 @@ from service.errors import (
     PreconditionFailed,
     TtlNotSupported,
 )
-from service.models import KeyList, KeyListItem, KeyListMeta
 
 MAX_VALUE_BYTES = 1024 * 1024
 MAX_TTL_SECONDS = 9_223_372_036
@@ -224,9 +223,22 @@ def _prefix_end(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else _ABOVE_ALL_KEYS
 
 
+@dataclass(frozen=True)
+class KeyPage:
+    """One page of a listing: rows with key, size_bytes, updated_at, content_type and
+    expires_at, and the cursor to the next page (None on the last)."""
+
+    rows: list[asyncpg.Record]
+    cursor: str | None
+
+    @property
+    def has_more(self) -> bool:
+        return self.cursor is not None
+
+
 async def list_values(
     db: Database, tenant_id: UUID, namespace_id: UUID, query: ListQuery
-) -> KeyList:
+) -> KeyPage:
     """One page of live keys in byte order (or reversed), with the cursor to the next page."""
     low = max(query.prefix, query.start or "")
     high = min(_prefix_end(query.prefix), query.end or _ABOVE_ALL_KEYS)
@@ -238,18 +250,8 @@ async def list_values(
         sql, bound = queries().list_entries, after or ""
     rows = await db.fetch(sql, namespace_id, tenant_id, low, bound, high, limit + 1)
     _check_ready(rows[0] if rows else None)
-    items = [
-        KeyListItem(
-            key=r["key"],
-            size_bytes=r["size_bytes"],
-            updated_at=r["updated_at"],
-            content_type=r["content_type"],
-            expires_at=r["expires_at"],
-        )
-        for r in rows
-        if r["key"] is not None
-    ]
-    has_more = len(items) > limit
-    items = items[:limit]
-    cursor = _encode_cursor(items[-1].key, query.reverse) if has_more else None
-    return KeyList(data=items, meta=KeyListMeta(cursor=cursor, has_more=has_more))
+    live = [r for r in rows if r["key"] is not None]
+    if len(live) > limit:
+        del live[limit:]
+        return KeyPage(live, _encode_cursor(live[-1]["key"], query.reverse))
+    return KeyPage(live, None)

@@ -1,9 +1,10 @@
 """Structured logs: one JSON object per line on stderr."""
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+import orjson
 
 # Attributes every LogRecord has; anything else was passed in `extra` and is logged as a field.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -28,7 +29,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = fields[key]
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str).decode()
 
     def _timestamp(self, created: float) -> str:
         """ISO 8601 in UTC to the millisecond; the seconds part is formatted once a second,

@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from service.db import Database
+from service.db import Database, queries
 
 PREFIX = "kvs"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -33,6 +33,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
+        self._queries: dict[str, Histogram] = {}
         self.db_query_duration = Histogram(
             f"{PREFIX}_db_query_duration_seconds",
             "Time for one named database query.",
@@ -47,6 +48,16 @@ class Metrics:
             registry=r,
         )
 
+    def query_duration(self, sql: str) -> Histogram:
+        """The latency series of a named query (by its text; "other" for any other SQL)."""
+        series = self._queries.get(sql)
+        if series is None:
+            name = queries().name_of(sql)
+            series = self.db_query_duration.labels(name)
+            if name != "other":  # only named queries are a fixed set worth remembering
+                self._queries[sql] = series
+        return series
+
     def watch_pool(self, db: Database) -> None:
         """Exports the pool's size and connections in use, read at scrape time."""
         self.registry.register(_PoolCollector(db))
@@ -60,6 +71,7 @@ class ApiMetrics(Metrics):
 
     def __init__(self) -> None:
         super().__init__()
+        self._routes: dict[tuple[str, str], RouteSeries] = {}
         r = self.registry
         self.http_requests = Counter(
             f"{PREFIX}_http_requests_total",
@@ -89,6 +101,56 @@ class ApiMetrics(Metrics):
             ["route", "method"],
             registry=r,
         )
+
+    def route_series(self, route: str, method: str) -> "RouteSeries":
+        """The HTTP series of one route template and method; methods outside HTTP's standard
+        set count as "other", so no client can add series."""
+        if method not in HTTP_METHODS:
+            method = "other"
+        series = self._routes.get((route, method))
+        if series is None:
+            series = self._routes[route, method] = RouteSeries(self, route, method)
+        return series
+
+
+# HTTP's standard methods; any other a client sends is counted as "other".
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
+
+class RouteSeries:
+    """The series of one (route, method), looked up once: prometheus-client's `labels()`
+    validates and locks on every call, a cost each request would otherwise pay four times."""
+
+    __slots__ = (
+        "_by_status",
+        "_metrics",
+        "duration",
+        "method",
+        "request_bytes",
+        "response_bytes",
+        "route",
+    )
+
+    def __init__(self, metrics: ApiMetrics, route: str, method: str) -> None:
+        self.route, self.method, self._metrics = route, method, metrics
+        self.duration = metrics.http_duration.labels(route, method)
+        self.request_bytes = metrics.http_request_bytes.labels(route, method)
+        self.response_bytes = metrics.http_response_bytes.labels(route, method)
+        self._by_status: dict[int, Counter] = {}
+
+    def observe(self, status: int, seconds: float, request_bytes: int, response_bytes: int) -> None:
+        """Records one answered request."""
+        requests = self._by_status.get(status)
+        if requests is None:
+            requests = self._by_status[status] = self._metrics.http_requests.labels(
+                self.route, self.method, str(status)
+            )
+        requests.inc()
+        self.duration.observe(seconds)
+        self.request_bytes.inc(request_bytes)
+        self.response_bytes.inc(response_bytes)
 
 
 class WorkerMetrics(Metrics):

@@ -1,4 +1,4 @@
-"""Request ids and the one place where every failure becomes the contract's JSON error."""
+"""The layer every request passes: its id, its JSON error answer, its metrics and log line."""
 
 import json
 import logging
@@ -61,30 +61,17 @@ def assign_request_id(request: web.Request) -> str:
     return request[REQUEST_ID]
 
 
-@web.middleware
-async def drain_middleware(request: web.Request, handler):
-    """While shutting down, answers with `Connection: close`, so the server closes each
-    keep-alive connection right after an answer, never while a client may be sending on it."""
-    response = await handler(request)
-    if request.app[SHUTTING_DOWN].is_set():
-        response.force_close()
-    return response
+def route_of(request: web.Request) -> str:
+    """The route template that matched (a small fixed set), or "unmatched"."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler):
-    """Gives every request an id and echoes it in X-Request-Id."""
-    assign_request_id(request)
-    response = await handler(request)
-    response.headers["X-Request-Id"] = request[REQUEST_ID]
-    return response
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler):
-    """Maps domain errors, aiohttp's HTTP errors and database failures to JSON error answers."""
+def _mapped_error(request: web.Request, handler_error: Exception) -> web.Response:
+    """The JSON error answer for a failure raised by a handler; re-raises redirects."""
     try:
-        return await handler(request)
+        raise handler_error
     except ServiceError as err:
         return error_response(
             request, err.error, err.detail, pointer=err.pointer, parameter=err.parameter
@@ -104,27 +91,32 @@ async def error_middleware(request: web.Request, handler):
         return error_response(request, errors.UNEXPECTED_ERROR, "An unexpected error occurred.")
 
 
-def route_of(request: web.Request) -> str:
-    """The route template that matched (a small fixed set), or "unmatched"."""
-    route = request.match_info.route
-    resource = route.resource if route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
+def front_middleware(metrics: ApiMetrics):
+    """What every request goes through, in one layer (each layer costs a call per request):
 
-
-def observe_middleware(metrics: ApiMetrics):
-    """Counts, times and logs (one JSON line) every request, including those that end in
-    errors. The log line never holds the API key or the value."""
+    - an id, the caller's X-Request-Id when sane, echoed in X-Request-Id;
+    - domain errors, aiohttp's HTTP errors and database failures mapped to JSON error answers;
+    - counted, timed and logged (one JSON line that never holds the API key or the value);
+    - while shutting down, `Connection: close` on every answer, so the server closes each
+      keep-alive connection right after an answer, never while a client may be sending on it.
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler):
-        route, method = route_of(request), request.method
+        request_id = assign_request_id(request)
+        series = metrics.route_series(route_of(request), request.method)
         started = time.perf_counter()
         metrics.http_in_flight.inc()
         status, response_bytes = 500, 0
         try:
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except Exception as err:
+                response = _mapped_error(request, err)
             status, response_bytes = response.status, response.content_length or 0
-            metrics.http_response_bytes.labels(route, method).inc(response_bytes)
+            response.headers["X-Request-Id"] = request_id
+            if request.app[SHUTTING_DOWN].is_set():
+                response.force_close()
             return response
         except web.HTTPException as exc:
             status = exc.status
@@ -132,19 +124,18 @@ def observe_middleware(metrics: ApiMetrics):
         finally:
             elapsed = time.perf_counter() - started
             metrics.http_in_flight.dec()
-            metrics.http_duration.labels(route, method).observe(elapsed)
-            metrics.http_requests.labels(route, method, str(status)).inc()
-            metrics.http_request_bytes.labels(route, method).inc(request.content_length or 0)
+            request_bytes = request.content_length or 0
+            series.observe(status, elapsed, request_bytes, response_bytes)
             access_log.info(
                 "request",
                 extra={
-                    "method": method,
-                    "route": route,
+                    "method": series.method,
+                    "route": series.route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
-                    "request_bytes": request.content_length or 0,
+                    "request_bytes": request_bytes,
                     "response_bytes": response_bytes,
-                    "request_id": request.get(REQUEST_ID),
+                    "request_id": request_id,
                 },
             )
 

@@ -46,23 +46,3 @@ class PageMeta(BaseModel):
 class NamespaceList(BaseModel):
     data: list[NamespacePublic]
     meta: PageMeta
-
-
-class KeyListItem(BaseModel):
-    key: str
-    size_bytes: int
-    updated_at: datetime
-    # Extensions: the stored Content-Type and the expiry (null when the key does not expire).
-    content_type: str
-    expires_at: datetime | None
-
-
-class KeyListMeta(BaseModel):
-    cursor: str | None
-    has_more: bool
-
-
-class KeyList(BaseModel):
-    record_type: Literal["storage_kv_key"] = "storage_kv_key"
-    data: list[KeyListItem]
-    meta: KeyListMeta

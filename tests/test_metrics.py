@@ -53,6 +53,17 @@ async def test_requests_are_counted_by_route_method_and_status(client, tenant, n
     assert value(text, "kvs_db_errors_total", sqlstate_class="23") == 0
 
 
+async def test_methods_outside_http_s_standard_set_count_as_other(client, tenant):
+    # Methods the HTTP parser knows (WebDAV's, among others) but no route here serves.
+    for method in ("PROPFIND", "MKCOL", "LOCK", "UNLOCK", "SEARCH"):
+        resp = await client.request(method, "/v2/storage/kvs", headers=tenant.headers)
+        assert resp.status == 405
+    text = await scrape(client)
+    route = "unmatched"  # as every 405: no route matched the method
+    assert value(text, "kvs_http_requests_total", route=route, method="other", status="405") == 5
+    assert "PROPFIND" not in text and "MKCOL" not in text
+
+
 async def test_the_public_port_does_not_serve_metrics(client):
     assert (await client.get("/metrics")).status == 404
 

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+import orjson
 from aiohttp import HttpVersion11, hdrs, web
 
 from service import kv
@@ -166,4 +167,24 @@ async def list_keys(request: web.Request) -> web.Response:
         reverse=parse_boolean(q, "reverse"),
     )
     page = await kv.list_values(request.app[DATABASE], tenant_of(request), namespace_id, query)
-    return web.Response(text=page.model_dump_json(), content_type="application/json")
+    return web.Response(body=render_key_list(page), content_type="application/json")
+
+
+def render_key_list(page: kv.KeyPage) -> bytes:
+    """The listing's JSON (schema KvKeyList in openapi/openapi.yaml), straight from the rows:
+    building a model per item took most of a page's CPU."""
+    data = [
+        {
+            "key": row["key"],
+            "size_bytes": row["size_bytes"],
+            "updated_at": row["updated_at"],
+            # Extensions: the stored Content-Type and the expiry (null when it does not expire).
+            "content_type": row["content_type"],
+            "expires_at": row["expires_at"],
+        }
+        for row in page.rows
+    ]
+    meta = {"cursor": page.cursor, "has_more": page.has_more}
+    return orjson.dumps(
+        {"record_type": "storage_kv_key", "data": data, "meta": meta}, option=orjson.OPT_UTC_Z
+    )
