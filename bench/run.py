@@ -168,16 +168,17 @@ def process_tree(pid: int) -> Iterator[int]:
         yield current
         try:
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             continue
         pending.extend(int(c) for c in children)
 
 
 def _proc(pid: int, name: str) -> str:
-    """/proc/<pid>/<name>, or "" when the process has just gone."""
+    """/proc/<pid>/<name>, or "" when the process has just gone (opening then fails with
+    FileNotFoundError, reading an opened file with ProcessLookupError)."""
     try:
         return Path(f"/proc/{pid}/{name}").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return ""
 
 
@@ -250,7 +251,7 @@ def wrk(
     ).stdout
 
     def percentile(p: str) -> float:
-        found = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m|h)$", out, re.MULTILINE)
+        found = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.MULTILINE)
         if found is None:  # seen once in a long run: report it, keep the run's other figures
             print(f"no {p}th percentile in wrk's output:\n{out}", file=sys.stderr)
             return float("nan")

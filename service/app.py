@@ -21,7 +21,7 @@ from service.handlers import docs, health, keys, namespaces
 from service.keycache import KeyCache
 from service.kv import MAX_VALUE_BYTES
 from service.metrics import ApiMetrics, serve_metrics
-from service.middleware import front_middleware
+from service.middleware import front_middleware, with_expect_handler
 from service.migrations import latest_version
 from service.openapi import load_document
 from service.settings import Settings
@@ -58,8 +58,6 @@ def create_app(settings: Settings) -> web.Application:
     app[OPENAPI] = load_document(settings.openapi_file)
     app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_database_ctx)
-    app.add_routes(health.routes)
-    app.add_routes(namespaces.routes)
-    app.add_routes(keys.routes)
-    app.add_routes(docs.routes)
+    for module in (health, namespaces, keys, docs):
+        app.add_routes(with_expect_handler(module.routes))
     return app

@@ -24,6 +24,18 @@ _BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 # connection exceptions, shutdowns, and too many connections.
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 _CANCELED_STATE = "57014"
+# What makes a statement more than a read (comments included: a false match only costs a read
+# its retry).
+_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|FOR|NEXTVAL|SETVAL|PG_\w+LOCK\w*)\b", re.IGNORECASE)
+# How many times a statement is sent again (see Database._run).
+_RETRIES = 2
+# A connection whose session is gone: the statement may have run (for writes, the outcome is
+# unknown) but a read can safely be sent again on another connection.
+_LOST_SESSION = (
+    asyncpg.PostgresConnectionError,  # 08xxx
+    asyncpg.AdminShutdownError,  # 57P01: the session was terminated
+    ConnectionError,
+)
 
 
 class Queries:
@@ -31,6 +43,7 @@ class Queries:
 
     def __init__(self, directory: Path) -> None:
         self._names: dict[str, str] = {}
+        self.read_only: set[str] = set()
         for path in sorted(directory.glob("*.sql")):
             parts = _BLOCK.split(path.read_text())
             for name, body in zip(parts[1::2], parts[2::2], strict=True):
@@ -38,6 +51,8 @@ class Queries:
                     raise ValueError(f"query {name!r} is defined twice")
                 setattr(self, name, body.strip())
                 self._names[body.strip()] = name
+                if not _WRITES.search(body):
+                    self.read_only.add(body.strip())
 
     def name_of(self, sql: str) -> str:
         """The name of a named query's text; "other" for any other SQL."""
@@ -116,12 +131,25 @@ class Database:
             yield conn
 
     async def _run(self, method: str, query: str, args: tuple) -> Any:
-        # The body of connection(), written out: one statement per request is the hot path,
-        # and a generator-based context manager costs it a few percent.
+        """Runs one statement on a pooled connection. It is sent a second time, on a new
+        connection, when the first was broken before sending it, and for a read (never for a
+        write, whose outcome is then unknown), when the first lost its session."""
         started = time.perf_counter()
         try:
-            async with self.pool.acquire(timeout=self._acquire_timeout_now()) as conn:
-                return await getattr(conn, method)(query, *args)
+            for retries_left in range(_RETRIES, -1, -1):
+                try:
+                    return await self._once(method, query, args)
+                except _NeverSent:
+                    if not retries_left:
+                        raise
+                except _LOST_SESSION:
+                    # Sessions usually end together (a restart, a failover, an operator): the
+                    # pool's other connections are replaced rather than tried one by one.
+                    await self.pool.expire_connections()
+                    if not retries_left or query not in queries().read_only:
+                        raise
+        except _NeverSent as err:
+            raise self._mapped(ConnectionResetError("two broken connections")) from err
         except (asyncpg.PostgresError, OSError, TimeoutError) as err:
             mapped = self._mapped(err)
             if mapped is err:
@@ -130,6 +158,23 @@ class Database:
         finally:
             if self._metrics is not None:
                 self._metrics.query_duration(query).observe(time.perf_counter() - started)
+
+    async def _once(self, method: str, query: str, args: tuple) -> Any:
+        # The body of connection(), written out: one statement per request is the hot path,
+        # and a generator-based context manager costs it a few percent.
+        async with self.pool.acquire(timeout=self._acquire_timeout_now()) as conn:
+            try:
+                return await getattr(conn, method)(query, *args)
+            except asyncpg.InternalClientError as err:
+                # The connection's protocol is out of step: its session was ended while it sat
+                # idle in the pool (asyncpg issue #1069). asyncpg refuses before sending
+                # anything; the connection is dropped so that the pool opens a new one.
+                conn.terminate()
+                raise _NeverSent() from err
+            except asyncpg.InterfaceError as err:
+                if conn.is_closed():  # closed under the statement: a lost session
+                    raise ConnectionResetError("the database connection closed") from err
+                raise
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         return await self._run("fetch", query, args)
@@ -142,6 +187,10 @@ class Database:
 
     async def execute(self, query: str, *args: Any) -> str:
         return await self._run("execute", query, args)
+
+
+class _NeverSent(Exception):
+    """A statement was not sent: its connection was broken beforehand."""
 
 
 def _error_class(err: BaseException) -> str:

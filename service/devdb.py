@@ -57,7 +57,8 @@ class EmbeddedPostgres:
         if running is not None:
             self.port = running
             return self.url()
-        self.port = _free_port()
+        # A restart keeps the port, as a database server's address does.
+        self.port = self.port or _free_port()
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories=''"
         if not self.durable:
             options += " " + NON_DURABLE
@@ -80,6 +81,11 @@ class EmbeddedPostgres:
         """Stops the server, waiting for it (fast mode: open sessions are ended)."""
         if self._running_port() is not None:
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def crash(self) -> None:
+        """Stops the server as a power cut would: no checkpoint; the next start recovers
+        from the write-ahead log."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
 
     def _prepare(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,9 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 
 from service import errors
 from service.appkeys import REQUEST_ID, SETTINGS, SHUTTING_DOWN
@@ -59,6 +60,35 @@ def assign_request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id", "")
     request[REQUEST_ID] = given if _CLIENT_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
     return request[REQUEST_ID]
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """Every route's answer to an Expect header: 417 in the contract's shape for anything but
+    `100-continue` (aiohttp's own answer is plain text), else 100 Continue. HTTP/1.0 has no
+    interim responses, so there the header is ignored."""
+    if request.version != HttpVersion11:
+        return None
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        assign_request_id(request)
+        return error_response(
+            request,
+            errors.EXPECTATION_FAILED,
+            "Only 'Expect: 100-continue' is supported.",
+            parameter="Expect",
+        )
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0
+    return None
+
+
+def with_expect_handler(routes: Iterable[web.AbstractRouteDef]) -> list[web.AbstractRouteDef]:
+    """The routes, each given `expect_continue` unless it has an Expect handler of its own."""
+    return [
+        web.RouteDef(r.method, r.path, r.handler, {"expect_handler": expect_continue, **r.kwargs})
+        if isinstance(r, web.RouteDef)
+        else r
+        for r in routes
+    ]
 
 
 def route_of(request: web.Request) -> str:

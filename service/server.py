@@ -25,7 +25,10 @@ import time
 
 import uvloop
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
+from service import errors
 from service.app import create_app
 from service.appkeys import METRICS_PORT, SHUTTING_DOWN
 from service.metrics import serve_merged_metrics
@@ -43,6 +46,64 @@ def run(settings: Settings, host: str, port: int) -> int:
     return _supervise(settings, host, port, processes)
 
 
+class _ContractErrorsHandler(RequestHandler):
+    """aiohttp's connection handler, answering what its HTTP parser refuses (malformed request
+    lines and headers, oversized headers, conflicting framing) in the contract's JSON shape
+    instead of plain text, and logging it as the client's mistake rather than a server error.
+    The parser's message is not repeated: it quotes the request's bytes, which may hold a key.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        if request.writer.output_size > 0:
+            raise ConnectionError("an answer was already being sent")
+        log.warning("malformed request", extra={"status": status, "reason": type(exc).__name__})
+        error = errors.BAD_REQUEST
+        detail = (
+            "A request line or header is longer than 8190 bytes."
+            if isinstance(exc, LineTooLong)
+            else "The request is not valid HTTP/1.1."
+        )
+        request_id = os.urandom(16).hex()
+        body = {
+            "errors": [
+                {
+                    "code": error.code,
+                    "title": error.title,
+                    "detail": detail,
+                    "meta": {"request_id": request_id},
+                }
+            ]
+        }
+        response = web.json_response(
+            body, status=error.status, headers={"X-Request-Id": request_id}
+        )
+        response.force_close()
+        return response
+
+
+class _ContractErrorsServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _ContractErrorsHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ContractErrorsRunner(web.AppRunner):
+    """An AppRunner whose connections answer HTTP parse errors in the contract's JSON shape.
+    aiohttp has no public hook for those answers; the server class is the narrowest place."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _ContractErrorsServer
+        return server
+
+
 async def serve(
     settings: Settings, host: str, port: int, *, reuse_port: bool = False, report_fd: int = -1
 ) -> None:
@@ -51,7 +112,7 @@ async def serve(
     `report_fd`: where a supervised process writes the port of its own metrics server.
     """
     app = create_app(settings)
-    runner = web.AppRunner(
+    runner = ContractErrorsRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
     await runner.setup()

@@ -195,6 +195,17 @@ KVS = [sys.executable, "-m", "service"]
 SRC = Path(__file__).resolve().parent.parent
 
 
+async def start_kvs_serve(database_url: str, **settings: str):
+    """A `kvs serve` subprocess on a free port, once it answers; (process, port)."""
+    from tests.rawhttp import wait_until_serving
+
+    port = closed_port()
+    env = worker_env(database_url, port=str(port), log_level="WARNING", **settings)
+    server = await asyncio.create_subprocess_exec(*KVS, "serve", env=env)
+    await wait_until_serving(port)
+    return server, port
+
+
 async def stop_processes(*procs: asyncio.subprocess.Process) -> None:
     """SIGTERM to each process, then waits for them all (they shut down side by side)."""
     for proc in procs:

@@ -8,19 +8,11 @@ import time
 import aiohttp
 import pytest
 
-from tests.conftest import KVS, closed_port, worker_env
-from tests.rawhttp import put_head, read_response, wait_until_serving
+from tests.conftest import start_kvs_serve
+from tests.rawhttp import put_head, read_response
 from tests.workers import WorkerProcess, new_namespace, status_of
 
 CLIENTS = 8
-
-
-async def start_server(database_url: str, **settings: str):
-    port = closed_port()
-    env = worker_env(database_url, port=str(port), log_level="WARNING", **settings)
-    server = await asyncio.create_subprocess_exec(*KVS, "serve", env=env)
-    await wait_until_serving(port)
-    return server, port
 
 
 async def exit_code(server: asyncio.subprocess.Process, within: float) -> int:
@@ -42,7 +34,7 @@ def refused(err: Exception) -> bool:
 async def test_sigterm_under_load_resets_nothing_and_loses_no_acknowledged_write(
     database_url, db, tenant, namespace
 ):
-    server, port = await start_server(database_url, drain_seconds="5", shutdown_timeout="5")
+    server, port = await start_kvs_serve(database_url, drain_seconds="5", shutdown_timeout="5")
     acknowledged: dict[str, bytes] = {}
     failures: list[str] = []
     closes_announced = 0
@@ -96,7 +88,7 @@ async def test_sigterm_under_load_resets_nothing_and_loses_no_acknowledged_write
 async def test_sigterm_fails_readiness_at_once_and_lets_a_running_request_finish(
     database_url, db, tenant, namespace
 ):
-    server, port = await start_server(database_url, drain_seconds="30", shutdown_timeout="30")
+    server, port = await start_kvs_serve(database_url, drain_seconds="30", shutdown_timeout="30")
     path = f"/v2/storage/kvs/{namespace}/keys/slow"
     upload_reader, upload = await asyncio.open_connection("127.0.0.1", port)
     upload.write(put_head(path, tenant.token, "Content-Length: 10\r\n") + b"12345")
@@ -133,7 +125,7 @@ async def test_sigterm_fails_readiness_at_once_and_lets_a_running_request_finish
 async def test_a_request_that_never_finishes_delays_exit_only_by_the_shutdown_timeout(
     database_url, tenant, namespace
 ):
-    server, port = await start_server(database_url, drain_seconds="1", shutdown_timeout="2")
+    server, port = await start_kvs_serve(database_url, drain_seconds="1", shutdown_timeout="2")
     path = f"/v2/storage/kvs/{namespace}/keys/stuck"
     reader, upload = await asyncio.open_connection("127.0.0.1", port)
     upload.write(put_head(path, tenant.token, "Content-Length: 10\r\n") + b"12345")

@@ -8,7 +8,7 @@ from aiohttp import HttpVersion11, hdrs, web
 from service import kv
 from service.appkeys import DATABASE
 from service.auth import tenant_of
-from service.errors import EXPECTATION_FAILED, PAYLOAD_TOO_LARGE, BadRequest, PayloadTooLarge
+from service.errors import PAYLOAD_TOO_LARGE, BadRequest, PayloadTooLarge
 from service.handlers.parsing import (
     header_list,
     parse_boolean,
@@ -18,7 +18,7 @@ from service.handlers.parsing import (
     parse_uuid,
     refuse_content_encoding,
 )
-from service.middleware import assign_request_id, error_response
+from service.middleware import assign_request_id, error_response, expect_continue
 
 routes = web.RouteTableDef()
 
@@ -44,27 +44,15 @@ def _too_large(length: int | None) -> bool:
 
 
 async def expect_within_limit(request: web.Request) -> web.StreamResponse | None:
-    """Answers `Expect: 100-continue`: a final 413 when the declared body is too large, so the
-    client never sends it; otherwise 100 Continue. HTTP/1.0 has no interim responses, so there
-    the header is ignored."""
-    if request.version != HttpVersion11:
-        return None
-    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
-        assign_request_id(request)
-        return error_response(
-            request,
-            EXPECTATION_FAILED,
-            "Only 'Expect: 100-continue' is supported.",
-            parameter="Expect",
-        )
-    if _too_large(request.content_length):
+    """Answers `Expect: 100-continue` with a final 413 when the declared body is too large, so
+    the client never sends it; otherwise as every route does (`expect_continue`)."""
+    continuing = request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
+    if request.version == HttpVersion11 and continuing and _too_large(request.content_length):
         assign_request_id(request)
         response = error_response(request, PAYLOAD_TOO_LARGE, _TOO_LARGE)
         response.force_close()
         return response
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0
-    return None
+    return await expect_continue(request)
 
 
 async def read_value(request: web.Request) -> bytearray:

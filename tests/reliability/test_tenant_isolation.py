@@ -1,0 +1,73 @@
+"""Tenant isolation: every route and method of the contract, tried with another tenant's key."""
+
+import uuid
+
+import pytest
+import yaml
+
+from service.settings import REPO_ROOT
+from tests.conftest import key_url
+
+SPEC = yaml.safe_load((REPO_ROOT / "openapi" / "openapi.yaml").read_text())
+# Every operation on a namespace, from the contract itself, so a new route joins the matrix.
+NAMESPACE_OPERATIONS = [
+    (method.upper(), path)
+    for path, item in SPEC["paths"].items()
+    if "{id}" in path
+    for method in item
+    if method in ("get", "put", "post", "delete", "head", "patch")
+]
+QUERIES = {"GET": ["", "?prefix=k", "?limit=1", "?reverse=true"]}
+
+
+def url_of(path: str, namespace, key: str = "k1") -> str:
+    if "{key}" in path:
+        return str(key_url(namespace, key))
+    return path.replace("{id}", str(namespace))
+
+
+async def answer(client, method: str, url: str, headers: dict) -> tuple:
+    """Status, headers (less Date) and body, with namespace ids replaced by a placeholder."""
+    resp = await client.request(
+        method,
+        url,
+        data=b"intruder" if method == "PUT" else None,
+        headers={**headers, "X-Request-Id": "same-id"},
+    )
+    body = await resp.read()
+    headers = {k: v for k, v in resp.headers.items() if k != "Date"}
+    return resp.status, headers, body
+
+
+def test_the_matrix_covers_every_namespace_operation():
+    assert len(NAMESPACE_OPERATIONS) == 7, NAMESPACE_OPERATIONS
+
+
+@pytest.mark.parametrize(("method", "path"), NAMESPACE_OPERATIONS)
+async def test_another_tenants_key_gets_the_same_404_as_a_random_uuid_and_changes_nothing(
+    client, tenant, other_tenant, namespace, method, path
+):
+    """Pass: on tenant A's provisioned namespace (holding key k1), tenant B gets, for this
+    operation, byte-identical answers to those for a random UUID, all 404; A's namespace and
+    key are unchanged afterwards, and B lists nothing."""
+    put = await client.put(key_url(namespace, "k1"), data=b"mine", headers=tenant.headers)
+    assert put.status == 201
+    for suffix in QUERIES.get(method, [""]) if path.endswith("/keys") else [""]:
+        ours = await answer(client, method, url_of(path, namespace) + suffix, other_tenant.headers)
+        missing = uuid.uuid4()
+        random_one = await answer(
+            client, method, url_of(path, missing) + suffix, other_tenant.headers
+        )
+        assert ours[0] == 404
+        body = ours[2].replace(str(namespace).encode(), b"ID")
+        assert (ours[0], ours[1], body) == (
+            random_one[0],
+            random_one[1],
+            random_one[2].replace(str(missing).encode(), b"ID"),
+        )
+    listed = await (await client.get("/v2/storage/kvs", headers=other_tenant.headers)).json()
+    assert listed["data"] == []
+    resp = await client.get(key_url(namespace, "k1"), headers=tenant.headers)
+    assert resp.status == 200 and await resp.read() == b"mine"
+    resp = await client.get(f"/v2/storage/kvs/{namespace}", headers=tenant.headers)
+    assert (await resp.json())["data"]["status"] == "provision_ok"
