@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service.appkeys import (
+    AUTH_LIMITER,
     DATABASE,
     KEY_CACHE,
     METRICS,
@@ -24,6 +25,7 @@ from service.metrics import ApiMetrics, serve_metrics
 from service.middleware import front_middleware, with_expect_handler
 from service.migrations import latest_version
 from service.openapi import load_document
+from service.ratelimit import FailureLimiter
 from service.settings import Settings
 
 
@@ -54,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = metrics
     app[SHUTTING_DOWN] = asyncio.Event()
     app[KEY_CACHE] = KeyCache(settings.auth_cache_seconds)
+    app[AUTH_LIMITER] = FailureLimiter(settings.auth_failures_per_minute)
     app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
     app[OPENAPI] = load_document(settings.openapi_file)
     app.cleanup_ctx.append(_metrics_ctx)

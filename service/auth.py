@@ -9,10 +9,11 @@ from uuid import UUID
 
 from aiohttp import web
 
-from service.appkeys import DATABASE, KEY_CACHE, TENANT
+from service.appkeys import AUTH_LIMITER, DATABASE, KEY_CACHE, SETTINGS, TENANT
 from service.db import Database, queries
-from service.errors import AuthenticationFailed
+from service.errors import AuthenticationFailed, TooManyFailures
 from service.keycache import KeyCache
+from service.ratelimit import FailureLimiter, client_address
 
 KEY_PREFIX = "kvs"
 _KEY = re.compile(r"kvs_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
@@ -60,7 +61,10 @@ async def authenticate(db: Database, token: str, cache: KeyCache | None = None) 
         stored, tenant_id = remembered
         if hmac.compare_digest(_hash(secret), stored):
             return tenant_id
-    row = await db.fetchrow(queries().find_api_key, key_id)
+    if cache is not None:
+        row = await cache.lookup_once(key_id, lambda: db.fetchrow(queries().find_api_key, key_id))
+    else:
+        row = await db.fetchrow(queries().find_api_key, key_id)
     stored = row["secret_hash"] if row else _NO_SUCH_KEY
     matches = hmac.compare_digest(_hash(secret), stored)
     if row is None or not matches or row["revoked"]:
@@ -105,10 +109,38 @@ def public(handler):
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     """Every route under /v2 needs a valid key, unless marked public; the tenant is kept on
-    the request. Unknown paths under /v2 need one too, so they reveal nothing."""
+    the request. Unknown paths under /v2 need one too, so they reveal nothing. An address that
+    failed too often is answered 429 before its key is looked at (service/ratelimit.py)."""
     if getattr(request.match_info.handler, "public", False):
         return await handler(request)
     if request.path == "/v2" or request.path.startswith("/v2/"):
-        token = token_from_headers(request)
-        request[TENANT] = await authenticate(request.app[DATABASE], token, request.app[KEY_CACHE])
+        limiter, cache = request.app[AUTH_LIMITER], request.app[KEY_CACHE]
+        address = client_address(request, request.app[SETTINGS].trusted_proxies)
+        retry_after = limiter.retry_after(address)
+        if retry_after is not None:
+            raise TooManyFailures(retry_after)
+        # A key that needs a query of its own holds one of the address's attempts while it
+        # runs, so concurrent guesses cannot all pass before the first one fails.
+        key_id = parse_key_id(token := _token_or_failure(request, limiter, address))
+        guessing = key_id is not None and cache.get(key_id) is None and not cache.looking_up(key_id)
+        if guessing:
+            retry_after = limiter.begin(address)
+            if retry_after is not None:
+                raise TooManyFailures(retry_after)
+        try:
+            request[TENANT] = await authenticate(request.app[DATABASE], token, cache)
+        except AuthenticationFailed:
+            limiter.failed(address)
+            raise
+        finally:
+            if guessing:
+                limiter.end(address)
     return await handler(request)
+
+
+def _token_or_failure(request: web.Request, limiter: FailureLimiter, address: str) -> str:
+    try:
+        return token_from_headers(request)
+    except AuthenticationFailed:
+        limiter.failed(address)
+        raise

@@ -28,6 +28,7 @@ PAYLOAD_TOO_LARGE = ErrorCode("75004", 413, "Payload too large")
 UNSUPPORTED_MEDIA_TYPE = ErrorCode("10014", 415, "Unsupported media type")
 EXPECTATION_FAILED = ErrorCode("75009", 417, "Expectation failed")
 INVALID_TTL = ErrorCode("75008", 422, "Invalid TTL")
+TOO_MANY_REQUESTS = ErrorCode("10011", 429, "Too many requests")
 UNEXPECTED_ERROR = ErrorCode("10007", 500, "Unexpected error")
 SERVICE_UNAVAILABLE = ErrorCode("75005", 503, "Service unavailable")
 REQUEST_TIMEOUT = ErrorCode("10008", 504, "Request timeout")
@@ -49,6 +50,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     UNSUPPORTED_MEDIA_TYPE,
     EXPECTATION_FAILED,
     INVALID_TTL,
+    TOO_MANY_REQUESTS,
     UNEXPECTED_ERROR,
     SERVICE_UNAVAILABLE,
     REQUEST_TIMEOUT,
@@ -145,3 +147,11 @@ class DatabaseUnavailable(ServiceError):
 
 class DatabaseTimeout(ServiceError):
     error = REQUEST_TIMEOUT
+
+
+class TooManyFailures(ServiceError):
+    error = TOO_MANY_REQUESTS
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many failed authentications from this address; retry later.")
+        self.retry_after = retry_after

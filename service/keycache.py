@@ -1,8 +1,13 @@
 """Recently authenticated API keys, so that a request needs no query of its own to know its
 tenant."""
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from uuid import UUID
+
+T = TypeVar("T")
 
 
 class KeyCache:
@@ -14,6 +19,7 @@ class KeyCache:
         self.seconds = seconds
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, bytes, UUID]] = {}
+        self._lookups: dict[str, asyncio.Future] = {}
 
     def get(self, key_id: str) -> tuple[bytes, UUID] | None:
         """The stored hash and tenant of a key id, if remembered and still fresh."""
@@ -32,3 +38,21 @@ class KeyCache:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # rare; simpler than LRU bookkeeping on every request
         self._entries[key_id] = (time.monotonic() + self.seconds, secret_hash, tenant_id)
+
+    def looking_up(self, key_id: str) -> bool:
+        """Whether a lookup of this key id is under way (a new request would join it)."""
+        return key_id in self._lookups
+
+    async def lookup_once(self, key_id: str, fetch: Callable[[], Awaitable[T]]) -> T:
+        """`fetch()`'s result, shared by every request that asks for the same key id while it
+        runs: a client's burst on a key not yet remembered costs one query, not one each."""
+        lookup = self._lookups.get(key_id)
+        if lookup is None:
+            lookup = self._lookups[key_id] = asyncio.ensure_future(fetch())
+            lookup.add_done_callback(lambda done: self._finished(key_id, done))
+        return await asyncio.shield(lookup)
+
+    def _finished(self, key_id: str, lookup: asyncio.Future) -> None:
+        self._lookups.pop(key_id, None)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved here too, in case every waiter has gone

@@ -103,8 +103,14 @@ def _mapped_error(request: web.Request, handler_error: Exception) -> web.Respons
     try:
         raise handler_error
     except ServiceError as err:
+        retry_after = getattr(err, "retry_after", None)
         return error_response(
-            request, err.error, err.detail, pointer=err.pointer, parameter=err.parameter
+            request,
+            err.error,
+            err.detail,
+            pointer=err.pointer,
+            parameter=err.parameter,
+            headers=None if retry_after is None else {"Retry-After": str(retry_after)},
         )
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # Prepared statements cached per connection. 0 behind PgBouncer in transaction mode, where
     # consecutive statements may run on different server connections.
     db_statement_cache_size: int = Field(default=100, ge=0)
+    # Failed authentications allowed per client address and minute (per serving process);
+    # past it the address gets 429 until its allowance refills. 0 turns the limit off.
+    auth_failures_per_minute: int = Field(default=60, ge=0)
+    # Proxies in front of the service that append the peer to X-Forwarded-For (an ingress:
+    # 1). The client address is then taken from that header; 0 uses the TCP peer.
+    trusted_proxies: int = Field(default=0, ge=0)
 
     # On SIGTERM the server stops listening; open connections may carry one more request
     # (answered with `Connection: close`) for this long, then running requests get

@@ -1,0 +1,76 @@
+"""The limit on failed authentications: guessing keys is slowed to a crawl, nobody else is."""
+
+import asyncio
+
+import pytest
+
+from service.app import create_app
+from service.appkeys import METRICS
+from tests.conftest import make_settings
+
+BASE = "/v2/storage/kvs"
+WRONG = {"Authorization": "Bearer kvs_0000000000000000_" + "A" * 43}
+
+
+@pytest.fixture
+async def limited(make_client, database_url):
+    settings = make_settings(database_url, auth_failures_per_minute=5, trusted_proxies=1)
+    return await make_client(create_app(settings))
+
+
+async def test_past_the_limit_an_address_gets_429_with_retry_after_even_with_a_valid_key(
+    limited, tenant
+):
+    """Pass: 5 failed attempts answer 401, the 6th and a request with a valid key from the same
+    address answer 429 in the contract's shape with Retry-After; the allowance refills at 5 a
+    minute, so one more attempt is allowed 12 s later (checked by the Retry-After given)."""
+    client = limited
+    for _ in range(5):
+        assert (await client.get(BASE, headers=WRONG)).status == 401
+    refused = await client.get(BASE, headers=WRONG)
+    assert refused.status == 429
+    assert (await refused.json())["errors"][0]["code"] == "10011"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 12
+    valid = await client.get(BASE, headers=tenant.headers)
+    assert valid.status == 429
+
+
+async def test_the_limit_is_per_client_address_and_valid_keys_never_count(limited, tenant):
+    """Pass: one address locked out does not affect another (X-Forwarded-For appended by the
+    one trusted proxy); 50 requests with a valid key from an address take nothing from it."""
+    client = limited
+    other = {"X-Forwarded-For": "203.0.113.9"}
+    for _ in range(50):
+        assert (await client.get(BASE, headers={**tenant.headers, **other})).status == 200
+    attacker = {"X-Forwarded-For": "198.51.100.7"}
+    statuses = [(await client.get(BASE, headers={**WRONG, **attacker})).status for _ in range(8)]
+    assert statuses == [401] * 5 + [429] * 3
+    assert (await client.get(BASE, headers={**tenant.headers, **other})).status == 200
+    # Entries left of the trusted proxy's are the client's own words: they change nothing.
+    spoofed = {"X-Forwarded-For": "192.0.2.1, 198.51.100.7"}
+    assert (await client.get(BASE, headers={**tenant.headers, **spoofed})).status == 429
+
+
+async def test_concurrent_guesses_are_held_to_the_limit(limited):
+    """Pass: 100 concurrent guesses (each a different key) from one address: at most 5
+    answered 401, the rest 429."""
+    client = limited
+    guesses = [{"X-Api-Key": f"kvs_{i:016x}_{'A' * 43}"} for i in range(100)]
+    answers = await asyncio.gather(*(client.get(BASE, headers=guess) for guess in guesses))
+    statuses = [a.status for a in answers]
+    assert statuses.count(401) <= 5 and statuses.count(429) == 100 - statuses.count(401)
+
+
+async def test_a_burst_on_a_key_not_yet_remembered_costs_one_query_and_is_never_limited(
+    limited, tenant
+):
+    """Pass: 50 concurrent requests with a valid key no process remembers yet, from one
+    address allowed 5 failures: all 200, and the key was looked up once."""
+    client = limited
+    answers = await asyncio.gather(*(client.get(BASE, headers=tenant.headers) for _ in range(50)))
+    assert [a.status for a in answers] == [200] * 50
+    registry = client.server.app[METRICS].registry
+    lookups = registry.get_sample_value(
+        "kvs_db_query_duration_seconds_count", {"query": "find_api_key"}
+    )
+    assert lookups == 1
