@@ -19,6 +19,7 @@ INVALID_ID = ErrorCode("10006", 400, "Invalid ID")
 AUTHENTICATION_FAILED = ErrorCode("10009", 401, "Authentication failed")
 NOT_FOUND = ErrorCode("10005", 404, "Resource not found")
 METHOD_NOT_ALLOWED = ErrorCode("75001", 405, "Method not allowed")
+BODY_TIMEOUT = ErrorCode("75010", 408, "Request body timeout")
 DUPLICATE_RESOURCE = ErrorCode("10012", 409, "Duplicate resource")
 NAMESPACE_NOT_READY = ErrorCode("75002", 409, "Namespace not ready")
 NAMESPACE_DELETING = ErrorCode("75003", 409, "Namespace is being deleted")
@@ -41,6 +42,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     AUTHENTICATION_FAILED,
     NOT_FOUND,
     METHOD_NOT_ALLOWED,
+    BODY_TIMEOUT,
     DUPLICATE_RESOURCE,
     NAMESPACE_NOT_READY,
     NAMESPACE_DELETING,
@@ -155,3 +157,7 @@ class TooManyFailures(ServiceError):
     def __init__(self, retry_after: int) -> None:
         super().__init__("Too many failed authentications from this address; retry later.")
         self.retry_after = retry_after
+
+
+class BodyTimeout(ServiceError):
+    error = BODY_TIMEOUT

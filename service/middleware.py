@@ -52,7 +52,10 @@ def error_response(
         entry["source"] = {"parameter": parameter}
     entry["meta"] = {"request_id": request[REQUEST_ID]}
     body = {"errors": [entry]}
-    return web.json_response(body, status=error.status, headers=headers, dumps=json.dumps)
+    response = web.json_response(body, status=error.status, headers=headers, dumps=json.dumps)
+    if error.status == 408:
+        response.force_close()  # the rest of the body may still be on its way
+    return response
 
 
 def assign_request_id(request: web.Request) -> str:

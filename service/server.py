@@ -113,7 +113,13 @@ async def serve(
     """
     app = create_app(settings)
     runner = ContractErrorsRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+        # aiohttp closes a connection whose request head is not complete this long after it
+        # opened or after its last answer: the bound on slowloris and idle connections.
+        keepalive_timeout=settings.idle_timeout,
     )
     await runner.setup()
     try:

@@ -162,7 +162,9 @@ async def test_fifty_concurrent_100_mib_uploads_grow_the_server_by_a_few_tens_of
         f"growth {growth:.1f} MiB; client sent {sum(a.sent for a in answers) / MIB:.0f} MiB",
         file=sys.stderr,
     )
-    assert growth < 40
+    # The 25 chunked uploads may each hold up to 1 MiB before they pass the limit (25 MiB at
+    # once, at worst), with the allocator's slack on top; 100 MiB each would be 2.5 GiB.
+    assert growth < 48
 
 
 async def test_an_expectation_other_than_100_continue_is_417(client, tenant, namespace):

@@ -10,6 +10,7 @@ from service.appkeys import DATABASE
 from service.auth import tenant_of
 from service.errors import PAYLOAD_TOO_LARGE, BadRequest, PayloadTooLarge
 from service.handlers.parsing import (
+    body_deadline,
     header_list,
     parse_boolean,
     parse_content_type,
@@ -56,14 +57,16 @@ async def expect_within_limit(request: web.Request) -> web.StreamResponse | None
 
 
 async def read_value(request: web.Request) -> bytearray:
-    """The request body, refused as soon as it passes the limit, whatever its framing."""
+    """The request body, refused as soon as it passes the limit, whatever its framing, or
+    when it takes longer than `body_timeout`."""
     if _too_large(request.content_length):
         raise PayloadTooLarge(_TOO_LARGE)
     body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > kv.MAX_VALUE_BYTES:
-            raise PayloadTooLarge(_TOO_LARGE)
+    async with body_deadline(request):
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > kv.MAX_VALUE_BYTES:
+                raise PayloadTooLarge(_TOO_LARGE)
     return body
 
 

@@ -1,15 +1,20 @@
 """Turning request input into typed values, or into the contract's 400 answers."""
 
+import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from service.appkeys import SETTINGS
 from service.errors import (
     BadRequest,
+    BodyTimeout,
     InvalidId,
     InvalidTtl,
     MissingParameter,
@@ -52,9 +57,22 @@ def parse_positive_int(
     return int(raw)
 
 
+@asynccontextmanager
+async def body_deadline(request: web.Request) -> AsyncIterator[None]:
+    """Bounds the reading of a request body to `body_timeout` seconds: BodyTimeout (408)
+    past it, so a client trickling its body cannot hold a connection and a buffer forever."""
+    seconds = request.app[SETTINGS].body_timeout
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as err:
+        raise BodyTimeout(f"The request body did not arrive within {seconds:g} seconds.") from err
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object."""
-    raw = await request.read()
+    async with body_deadline(request):
+        raw = await request.read()
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
