@@ -99,6 +99,10 @@ class Database:
     ) -> None:
         self.pool = pool
         self._acquire_timeout = settings.db_acquire_timeout
+        # The bound on a whole call: a wait for a connection (or opening one), then the
+        # statement. asyncpg's own limits can add up past it: opening a connection, the
+        # statement, then a cancel request on a connection of its own.
+        self._deadline = settings.db_acquire_timeout + settings.db_command_timeout
         self._metrics = metrics
 
     def _acquire_timeout_now(self) -> float | None:
@@ -133,21 +137,13 @@ class Database:
     async def _run(self, method: str, query: str, args: tuple) -> Any:
         """Runs one statement on a pooled connection. It is sent a second time, on a new
         connection, when the first was broken before sending it, and for a read (never for a
-        write, whose outcome is then unknown), when the first lost its session."""
+        write, whose outcome is then unknown), when the first lost its session. The whole
+        call, retries included, ends within acquire + command timeout: DatabaseTimeout (504)
+        past it."""
         started = time.perf_counter()
         try:
-            for retries_left in range(_RETRIES, -1, -1):
-                try:
-                    return await self._once(method, query, args)
-                except _NeverSent:
-                    if not retries_left:
-                        raise
-                except _LOST_SESSION:
-                    # Sessions usually end together (a restart, a failover, an operator): the
-                    # pool's other connections are replaced rather than tried one by one.
-                    await self.pool.expire_connections()
-                    if not retries_left or query not in queries().read_only:
-                        raise
+            async with asyncio.timeout(self._deadline):
+                return await self._retrying(method, query, args)
         except _NeverSent as err:
             raise self._mapped(ConnectionResetError("two broken connections")) from err
         except (asyncpg.PostgresError, OSError, TimeoutError) as err:
@@ -158,6 +154,20 @@ class Database:
         finally:
             if self._metrics is not None:
                 self._metrics.query_duration(query).observe(time.perf_counter() - started)
+
+    async def _retrying(self, method: str, query: str, args: tuple) -> Any:
+        for retries_left in range(_RETRIES, -1, -1):
+            try:
+                return await self._once(method, query, args)
+            except _NeverSent:
+                if not retries_left:
+                    raise
+            except _LOST_SESSION:
+                # Sessions usually end together (a restart, a failover, an operator): the
+                # pool's other connections are replaced rather than tried one by one.
+                await self.pool.expire_connections()
+                if not retries_left or query not in queries().read_only:
+                    raise
 
     async def _once(self, method: str, query: str, args: tuple) -> Any:
         # The body of connection(), written out: one statement per request is the hot path,

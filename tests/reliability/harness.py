@@ -134,7 +134,8 @@ async def mixed_clients(
     until: asyncio.Event | None = None,
 ) -> None:
     """`clients` concurrent clients making `operations` requests in all (or until `until` is
-    set) on random keys; every write has a body and a Content-Type of its own."""
+    set) on random keys; every write has a body and a Content-Type of its own. A client
+    answered with Retry-After waits that long (at most 5 s) before its next request."""
     left = operations
 
     async def client(number: int) -> None:
@@ -147,11 +148,13 @@ async def mixed_clients(
             if roll < mix[0]:
                 written += 1
                 content_type = f"application/x-c{number}-w{written}"
-                await recorder.put(key, random_body(rng, largest), content_type)
+                outcome = await recorder.put(key, random_body(rng, largest), content_type)
             elif roll < mix[1]:
-                await recorder.get(key)
+                outcome = (await recorder.get(key))[0]
             else:
-                await recorder.delete(key)
+                outcome = await recorder.delete(key)
+            if outcome.retry_after:  # as a well-behaved client does
+                await asyncio.sleep(min(float(outcome.retry_after), 5.0))
 
     await asyncio.gather(*(client(n) for n in range(clients)))
 

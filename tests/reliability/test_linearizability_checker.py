@@ -86,3 +86,14 @@ def test_one_stale_read_in_a_long_history_is_caught():
     ops.append(Op("get", later.end + 1000, later.end + 1001, first.value))
     ops.append(Op("put", later.end + 999, later.end + 999.5, later.value))
     assert not is_linearizable(ops)
+
+
+def test_an_outage_of_hundreds_of_unknown_writes_checks_quickly_and_still_catches_staleness():
+    """Unknown puts nobody read and unknown deletes, all concurrent with everything after
+    them (as in an outage), around a history whose last read is stale."""
+    ops = [Op("put", 0, 1, A)]
+    ops += [Op("put", 2 + i * 0.01, 3, (f"lost{i}", "t"), known=False) for i in range(300)]
+    ops += [Op("delete", 2 + i * 0.01, 3, known=False) for i in range(100)]
+    ops += [Op("get", 10, 11, None), Op("put", 12, 13, B), Op("get", 14, 15, B)]
+    assert is_linearizable(ops)
+    assert not is_linearizable([*ops, Op("get", 16, 17, A)])
