@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint check-deploy bench clean
+.PHONY: run test reliability-long lint check-deploy bench clean
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -22,6 +22,10 @@ run: $(STAMP)
 ## the whole suite against a throwaway PostgreSQL (or TEST_DATABASE_URL / DATABASE_URL)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## the reliability suite with its long forms (sustained load for 5 minutes); docs/RELIABILITY.md
+reliability-long: $(STAMP)
+	KVS_RELIABILITY_SECONDS=300 $(BIN)/python -m pytest -s tests/reliability $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench
