@@ -56,13 +56,14 @@ async def authenticate(db: Database, token: str, cache: KeyCache | None = None) 
     if not match:
         raise AuthenticationFailed("The API key is malformed.")
     key_id, secret = match[1], match[2]
-    remembered = cache.get(key_id) if cache is not None else None
+    remembered = remembered_tenant(token, cache) if cache is not None else None
     if remembered is not None:
-        stored, tenant_id = remembered
-        if hmac.compare_digest(_hash(secret), stored):
-            return tenant_id
+        return remembered
     if cache is not None:
-        row = await cache.lookup_once(key_id, lambda: db.fetchrow(queries().find_api_key, key_id))
+        # Shared only by requests presenting the same secret: a client's burst, never guesses.
+        row = await cache.lookup_once(
+            _lookup_key(token), lambda: db.fetchrow(queries().find_api_key, key_id)
+        )
     else:
         row = await db.fetchrow(queries().find_api_key, key_id)
     stored = row["secret_hash"] if row else _NO_SUCH_KEY
@@ -72,6 +73,20 @@ async def authenticate(db: Database, token: str, cache: KeyCache | None = None) 
     if cache is not None:
         cache.put(key_id, stored, row["tenant_id"])
     return row["tenant_id"]
+
+
+def _lookup_key(token: str) -> str:
+    """What identifies a lookup in progress: a hash of the whole key, id and secret."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def remembered_tenant(token: str, cache: KeyCache) -> UUID | None:
+    """The tenant of a well-formed key the cache remembers with this very secret, else None."""
+    match = _KEY.fullmatch(token)
+    remembered = cache.get(match[1]) if match else None
+    if remembered is not None and hmac.compare_digest(_hash(match[2]), remembered[0]):
+        return remembered[1]
+    return None
 
 
 def token_from_headers(request: web.Request) -> str:
@@ -119,10 +134,16 @@ async def auth_middleware(request: web.Request, handler):
         retry_after = limiter.retry_after(address)
         if retry_after is not None:
             raise TooManyFailures(retry_after)
-        # A key that needs a query of its own holds one of the address's attempts while it
-        # runs, so concurrent guesses cannot all pass before the first one fails.
-        key_id = parse_key_id(token := _token_or_failure(request, limiter, address))
-        guessing = key_id is not None and cache.get(key_id) is None and not cache.looking_up(key_id)
+        # A key that needs a query of its own (not remembered with this secret, and not
+        # already being looked up for another request) holds one of the address's attempts
+        # while it runs, so concurrent guesses cannot all pass before the first one fails.
+        token = _token_or_failure(request, limiter, address)
+        key_id = parse_key_id(token)
+        guessing = (
+            key_id is not None
+            and remembered_tenant(token, cache) is None
+            and not cache.looking_up(_lookup_key(token))
+        )
         if guessing:
             retry_after = limiter.begin(address)
             if retry_after is not None:

@@ -39,20 +39,20 @@ class KeyCache:
             self._entries.clear()  # rare; simpler than LRU bookkeeping on every request
         self._entries[key_id] = (time.monotonic() + self.seconds, secret_hash, tenant_id)
 
-    def looking_up(self, key_id: str) -> bool:
-        """Whether a lookup of this key id is under way (a new request would join it)."""
-        return key_id in self._lookups
+    def looking_up(self, name: str) -> bool:
+        """Whether the lookup `name` is under way (a new request would join it)."""
+        return name in self._lookups
 
-    async def lookup_once(self, key_id: str, fetch: Callable[[], Awaitable[T]]) -> T:
-        """`fetch()`'s result, shared by every request that asks for the same key id while it
-        runs: a client's burst on a key not yet remembered costs one query, not one each."""
-        lookup = self._lookups.get(key_id)
+    async def lookup_once(self, name: str, fetch: Callable[[], Awaitable[T]]) -> T:
+        """`fetch()`'s result, shared by every request that asks for the lookup `name` while
+        it runs: a client's burst on a key not yet remembered costs one query, not one each."""
+        lookup = self._lookups.get(name)
         if lookup is None:
-            lookup = self._lookups[key_id] = asyncio.ensure_future(fetch())
-            lookup.add_done_callback(lambda done: self._finished(key_id, done))
+            lookup = self._lookups[name] = asyncio.ensure_future(fetch())
+            lookup.add_done_callback(lambda done: self._finished(name, done))
         return await asyncio.shield(lookup)
 
-    def _finished(self, key_id: str, lookup: asyncio.Future) -> None:
-        self._lookups.pop(key_id, None)
+    def _finished(self, name: str, lookup: asyncio.Future) -> None:
+        self._lookups.pop(name, None)
         if not lookup.cancelled():
             lookup.exception()  # retrieved here too, in case every waiter has gone

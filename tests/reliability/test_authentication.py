@@ -74,3 +74,17 @@ async def test_a_burst_on_a_key_not_yet_remembered_costs_one_query_and_is_never_
         "kvs_db_query_duration_seconds_count", {"query": "find_api_key"}
     )
     assert lookups == 1
+
+
+async def test_concurrent_guesses_of_the_secret_of_a_remembered_key_are_held_to_the_limit(
+    limited, tenant
+):
+    """Pass: once a key is remembered, 100 concurrent requests with its id and wrong secrets
+    get at most 5 answers of 401, the rest 429."""
+    client = limited
+    assert (await client.get(BASE, headers=tenant.headers)).status == 200
+    key_id = tenant.token.split("_")[1]
+    guesses = [{"X-Api-Key": f"kvs_{key_id}_{i:043d}"} for i in range(100)]
+    answers = await asyncio.gather(*(client.get(BASE, headers=guess) for guess in guesses))
+    statuses = [a.status for a in answers]
+    assert statuses.count(401) <= 5 and statuses.count(429) == 100 - statuses.count(401)
