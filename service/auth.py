@@ -134,29 +134,34 @@ async def auth_middleware(request: web.Request, handler):
         retry_after = limiter.retry_after(address)
         if retry_after is not None:
             raise TooManyFailures(retry_after)
-        # A key that needs a query of its own (not remembered with this secret, and not
-        # already being looked up for another request) holds one of the address's attempts
-        # while it runs, so concurrent guesses cannot all pass before the first one fails.
         token = _token_or_failure(request, limiter, address)
-        key_id = parse_key_id(token)
-        guessing = (
-            key_id is not None
-            and remembered_tenant(token, cache) is None
-            and not cache.looking_up(_lookup_key(token))
-        )
-        if guessing:
-            retry_after = limiter.begin(address)
-            if retry_after is not None:
-                raise TooManyFailures(retry_after)
-        try:
-            request[TENANT] = await authenticate(request.app[DATABASE], token, cache)
-        except AuthenticationFailed:
-            limiter.failed(address)
-            raise
-        finally:
-            if guessing:
-                limiter.end(address)
+        tenant = remembered_tenant(token, cache)
+        if tenant is None:
+            tenant = await _authenticate_limited(request, token, limiter, address)
+        request[TENANT] = tenant
     return await handler(request)
+
+
+async def _authenticate_limited(
+    request: web.Request, token: str, limiter: FailureLimiter, address: str
+) -> UUID:
+    """authenticate() for a key the cache does not remember with this secret. Unless it joins
+    a lookup already under way for the same key, it holds one of the address's attempts while
+    it runs, so concurrent guesses cannot all pass before the first one fails."""
+    cache = request.app[KEY_CACHE]
+    holding = parse_key_id(token) is not None and not cache.looking_up(_lookup_key(token))
+    if holding:
+        retry_after = limiter.begin(address)
+        if retry_after is not None:
+            raise TooManyFailures(retry_after)
+    try:
+        return await authenticate(request.app[DATABASE], token, cache)
+    except AuthenticationFailed:
+        limiter.failed(address)
+        raise
+    finally:
+        if holding:
+            limiter.end(address)
 
 
 def _token_or_failure(request: web.Request, limiter: FailureLimiter, address: str) -> str:

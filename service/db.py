@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import asyncpg
 
@@ -24,8 +24,8 @@ _BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 # connection exceptions, shutdowns, and too many connections.
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 _CANCELED_STATE = "57014"
-# What makes a statement more than a read (comments included: a false match only costs a read
-# its retry).
+# What makes a statement more than a read (a false match would only cost a read its retry).
+_COMMENT = re.compile(r"--[^\n]*")
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|FOR|NEXTVAL|SETVAL|PG_\w+LOCK\w*)\b", re.IGNORECASE)
 # How many times a statement is sent again (see Database._run).
 _RETRIES = 2
@@ -51,7 +51,7 @@ class Queries:
                     raise ValueError(f"query {name!r} is defined twice")
                 setattr(self, name, body.strip())
                 self._names[body.strip()] = name
-                if not _WRITES.search(body):
+                if not _WRITES.search(_COMMENT.sub("", body)):
                     self.read_only.add(body.strip())
 
     def name_of(self, sql: str) -> str:
@@ -118,16 +118,20 @@ class Database:
             self._metrics.db_errors.labels(_error_class(err)).inc()
         return classify(err) or err
 
+    def _raise_mapped(self, err: asyncpg.PostgresError | OSError | TimeoutError) -> NoReturn:
+        """Raises the service error a driver or network failure stands for, or the failure."""
+        mapped = self._mapped(err)
+        if mapped is err:
+            raise err
+        raise mapped from err
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             async with self.pool.acquire(timeout=self._acquire_timeout_now()) as conn:
                 yield conn
         except (asyncpg.PostgresError, OSError, TimeoutError) as err:
-            mapped = self._mapped(err)
-            if mapped is err:
-                raise
-            raise mapped from err
+            self._raise_mapped(err)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -135,9 +139,9 @@ class Database:
             yield conn
 
     async def _run(self, method: str, query: str, args: tuple) -> Any:
-        """Runs one statement on a pooled connection. It is sent a second time, on a new
-        connection, when the first was broken before sending it, and for a read (never for a
-        write, whose outcome is then unknown), when the first lost its session. The whole
+        """Runs one statement on a pooled connection. It is sent again (at most _RETRIES times),
+        on a new connection, when the last was broken before sending it, and for a read (never
+        for a write, whose outcome is then unknown), when the last lost its session. The whole
         call, retries included, ends within acquire + command timeout: DatabaseTimeout (504)
         past it."""
         started = time.perf_counter()
@@ -145,12 +149,9 @@ class Database:
             async with asyncio.timeout(self._deadline):
                 return await self._retrying(method, query, args)
         except _NeverSent as err:
-            raise self._mapped(ConnectionResetError("two broken connections")) from err
+            raise self._mapped(ConnectionResetError("a broken connection at every try")) from err
         except (asyncpg.PostgresError, OSError, TimeoutError) as err:
-            mapped = self._mapped(err)
-            if mapped is err:
-                raise
-            raise mapped from err
+            self._raise_mapped(err)
         finally:
             if self._metrics is not None:
                 self._metrics.query_duration(query).observe(time.perf_counter() - started)
