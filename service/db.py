@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import asyncpg
 
-from service.errors import DatabaseTimeout, DatabaseUnavailable, ServiceError
+from service.errors import DatabaseFull, DatabaseTimeout, DatabaseUnavailable, ServiceError
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,8 +21,10 @@ SQL_DIR = Path(__file__).parent / "sql"
 _BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 # SQLSTATEs meaning "the database is not there right now" rather than "this request is wrong":
-# connection exceptions, shutdowns, and too many connections.
-_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# connection exceptions, shutdowns, and insufficient resources (too many connections, out of
+# memory); of those, a full disk has an answer of its own.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53")
+_DISK_FULL_STATE = "53100"
 _CANCELED_STATE = "57014"
 # What makes a statement more than a read (a false match would only cost a read its retry).
 _COMMENT = re.compile(r"--[^\n]*")
@@ -75,6 +77,8 @@ def classify(err: BaseException) -> ServiceError | None:
     """
     if isinstance(err, asyncpg.PostgresError):
         state = err.sqlstate or ""
+        if state == _DISK_FULL_STATE:
+            return DatabaseFull("The database is out of disk space; the write was not made.")
         if state.startswith(_UNAVAILABLE_STATES):
             return DatabaseUnavailable("The database is unavailable; retry shortly.")
         if state == _CANCELED_STATE:
@@ -90,8 +94,9 @@ def classify(err: BaseException) -> ServiceError | None:
 class Database:
     """A connection pool whose every call is bounded in time and raises service errors.
 
-    Failures to reach the database become DatabaseUnavailable (503) and time-outs
-    DatabaseTimeout (504); other database errors propagate unchanged for the caller to classify.
+    Failures to reach the database become DatabaseUnavailable (503), time-outs DatabaseTimeout
+    (504) and a full disk DatabaseFull (507); other database errors propagate unchanged for the
+    caller to classify.
     """
 
     def __init__(

@@ -33,6 +33,7 @@ TOO_MANY_REQUESTS = ErrorCode("10011", 429, "Too many requests")
 UNEXPECTED_ERROR = ErrorCode("10007", 500, "Unexpected error")
 SERVICE_UNAVAILABLE = ErrorCode("75005", 503, "Service unavailable")
 REQUEST_TIMEOUT = ErrorCode("10008", 504, "Request timeout")
+INSUFFICIENT_STORAGE = ErrorCode("75011", 507, "Insufficient storage")
 
 ERROR_CODES: tuple[ErrorCode, ...] = (
     BAD_REQUEST,
@@ -56,6 +57,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     UNEXPECTED_ERROR,
     SERVICE_UNAVAILABLE,
     REQUEST_TIMEOUT,
+    INSUFFICIENT_STORAGE,
 )
 
 
@@ -149,6 +151,17 @@ class DatabaseUnavailable(ServiceError):
 
 class DatabaseTimeout(ServiceError):
     error = REQUEST_TIMEOUT
+
+
+class DatabaseFull(ServiceError):
+    """The database's disk is full: the write was not made; reads still work."""
+
+    error = INSUFFICIENT_STORAGE
+
+
+# The database failing as a whole rather than the request: a worker waits and tries again
+# without counting it against the job.
+DATABASE_DOWN = (DatabaseUnavailable, DatabaseTimeout, DatabaseFull)
 
 
 class TooManyFailures(ServiceError):

@@ -72,16 +72,21 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     if request.version != HttpVersion11:
         return None
     if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
-        assign_request_id(request)
-        return error_response(
-            request,
-            errors.EXPECTATION_FAILED,
-            "Only 'Expect: 100-continue' is supported.",
-            parameter="Expect",
-        )
+        return expectation_failed(request)
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0
     return None
+
+
+def expectation_failed(request: web.Request) -> web.Response:
+    """The 417 for an Expect header other than `100-continue`."""
+    assign_request_id(request)
+    return error_response(
+        request,
+        errors.EXPECTATION_FAILED,
+        "Only 'Expect: 100-continue' is supported.",
+        parameter="Expect",
+    )
 
 
 def with_expect_handler(routes: Iterable[web.AbstractRouteDef]) -> list[web.AbstractRouteDef]:

@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 import uvloop
 from aiohttp import web
@@ -32,9 +33,12 @@ from service import errors
 from service.app import create_app
 from service.appkeys import METRICS_PORT, SHUTTING_DOWN
 from service.metrics import serve_merged_metrics
+from service.middleware import expectation_failed
 from service.settings import Settings
 
 log = logging.getLogger("kvs")
+
+_Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def run(settings: Settings, host: str, port: int) -> int:
@@ -94,13 +98,29 @@ class _ContractErrorsServer(web.Server):
         return _ContractErrorsHandler(self, loop=self._loop, **self._kwargs)
 
 
+def _expectations_in_contract_shape(handler: _Handler) -> _Handler:
+    """`handler`, answering in the contract's shape the 417 that aiohttp raises for a bad
+    Expect header on a path or method no route matches (its error routes take no Expect
+    handler of ours, and the error is raised before any middleware runs)."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPExpectationFailed:
+            return expectation_failed(request)
+
+    return handle
+
+
 class ContractErrorsRunner(web.AppRunner):
-    """An AppRunner whose connections answer HTTP parse errors in the contract's JSON shape.
-    aiohttp has no public hook for those answers; the server class is the narrowest place."""
+    """An AppRunner whose connections answer HTTP parse errors and unroutable expectations in
+    the contract's JSON shape. aiohttp has no public hook for those answers; the server is the
+    narrowest place."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _ContractErrorsServer
+        server.request_handler = _expectations_in_contract_shape(server.request_handler)
         return server
 
 

@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from service.db import Database, queries
-from service.errors import DatabaseTimeout, DatabaseUnavailable
+from service.errors import DATABASE_DOWN
 from service.failpoints import Failpoints
 from service.metrics import JOB_KINDS, JOB_STATES, NAMESPACE_STATUSES, WorkerMetrics
 from service.settings import Settings
@@ -97,7 +97,7 @@ class Worker:
                         await self._seconds_until_next_job(),
                         min(self._next_sweep, self._next_stats) - time.monotonic(),
                     )
-                except (DatabaseUnavailable, DatabaseTimeout) as err:
+                except DATABASE_DOWN as err:
                     log.warning("database unavailable: %s", err.detail)
                     delay = self.settings.worker_poll_interval
                 except Exception:
@@ -125,7 +125,7 @@ class Worker:
         """
         try:
             result = await self.db.execute(queries().sweep_expired, self.settings.sweep_batch_size)
-        except (DatabaseUnavailable, DatabaseTimeout):
+        except DATABASE_DOWN:
             self.metrics.jobs.labels("sweep", "interrupted").inc()
             raise
         except Exception:
@@ -185,7 +185,7 @@ class Worker:
             outcome = "lease_lost"
         except Released:
             outcome = "released"
-        except (DatabaseUnavailable, DatabaseTimeout):
+        except DATABASE_DOWN:
             # The lease runs out and the job is claimed again once the database is back.
             outcome = "interrupted"
         except Exception as err:
@@ -261,7 +261,7 @@ class Worker:
             delay *= random.uniform(0.5, 1.0)  # jitter, so failed jobs do not retry in step
             await self.db.fetchval(queries().retry_job, job.id, self.owner, delay, error)
             return "retried"
-        except (LeaseLost, DatabaseUnavailable, DatabaseTimeout):
+        except (LeaseLost, *DATABASE_DOWN):
             return "interrupted"
 
     async def _give_up(self, job: Job, error: str) -> None:

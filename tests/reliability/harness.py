@@ -5,15 +5,17 @@ import asyncio
 import hashlib
 import os
 import random
+import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 from yarl import URL
 
 from service import tenants
@@ -160,10 +162,15 @@ async def mixed_clients(
 
 
 @asynccontextmanager
-async def own_postgres(directory: Path) -> AsyncIterator[EmbeddedPostgres]:
-    """A durable PostgreSQL of the test's own, migrated, that it may crash, stop and restart."""
+async def own_postgres(
+    directory: Path, *, wal: Path | None = None
+) -> AsyncIterator[EmbeddedPostgres]:
+    """A durable PostgreSQL of the test's own, migrated, that it may crash, stop and restart;
+    its write-ahead log in `wal` (a directory that must not exist yet) when given."""
     server = EmbeddedPostgres(directory / "pg", durable=True)
     server.start()
+    if wal is not None:
+        _move_wal(server, wal)
     try:
         conn = await asyncpg.connect(server.url())
         try:
@@ -173,6 +180,37 @@ async def own_postgres(directory: Path) -> AsyncIterator[EmbeddedPostgres]:
         yield server
     finally:
         server.stop()
+
+
+def _move_wal(server: EmbeddedPostgres, wal: Path) -> None:
+    server.stop()
+    # mv, unlike shutil.move across file systems, keeps the files' owner (the server's user).
+    subprocess.run(["mv", str(server.datadir / "pg_wal"), str(wal)], check=True)
+    (server.datadir / "pg_wal").symlink_to(wal)
+    server.start()
+
+
+@contextmanager
+def small_disk(path: Path, mib: int) -> Iterator[Path]:
+    """A tmpfs of `mib` MiB mounted at `path` for the block; the test is skipped where mounting
+    is not permitted (it needs root or CAP_SYS_ADMIN)."""
+    path.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={mib}m,mode=0755", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        pytest.skip("needs the mount command to put the database on a small tmpfs")
+    if mounted.returncode != 0:
+        pytest.skip(
+            "needs permission to mount a tmpfs (root or CAP_SYS_ADMIN): " + mounted.stderr.strip()
+        )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
 
 
 async def tenant_with_namespace(database_url: str) -> tuple[Tenant, object]:

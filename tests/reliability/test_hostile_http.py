@@ -56,6 +56,12 @@ def requests(ns: str, token: str) -> dict[str, bytes]:
         "Expect on a namespace": (
             f"GET /v2/storage/kvs/{ns} HTTP/1.1\r\n{HOST}{auth}Expect: x\r\n\r\n"
         ),
+        "Expect on a path no route matches": (
+            f"GET /nowhere HTTP/1.1\r\n{HOST}{auth}Expect: teapot\r\n\r\n"
+        ),
+        "Expect with a method the route lacks": (
+            f"PATCH {key}/k HTTP/1.1\r\n{HOST}{auth}Expect: teapot\r\n\r\n"
+        ),
         "absolute URI to elsewhere": f"GET http://evil.example{key}/k HTTP/1.1\r\n{HOST}{auth}\r\n",
     }
 
