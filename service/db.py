@@ -1,6 +1,7 @@
 """The database layer: the pool's lifetime, the named queries, and driver-error classification."""
 
 import asyncio
+import random
 import re
 import time
 from collections.abc import AsyncIterator
@@ -29,8 +30,10 @@ _CANCELED_STATE = "57014"
 # What makes a statement more than a read (a false match would only cost a read its retry).
 _COMMENT = re.compile(r"--[^\n]*")
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|FOR|NEXTVAL|SETVAL|PG_\w+LOCK\w*)\b", re.IGNORECASE)
-# How many times a statement is sent again (see Database._run).
+# How many times a statement is sent again (see Database._run), and the pause before the first
+# time (doubled before each next one, with jitter).
 _RETRIES = 2
+_RETRY_PAUSE = 0.02
 # A connection whose session is gone: the statement may have run (for writes, the outcome is
 # unknown) but a read can safely be sent again on another connection.
 _LOST_SESSION = (
@@ -144,11 +147,11 @@ class Database:
             yield conn
 
     async def _run(self, method: str, query: str, args: tuple) -> Any:
-        """Runs one statement on a pooled connection. It is sent again (at most _RETRIES times),
-        on a new connection, when the last was broken before sending it, and for a read (never
-        for a write, whose outcome is then unknown), when the last lost its session. The whole
-        call, retries included, ends within acquire + command timeout: DatabaseTimeout (504)
-        past it."""
+        """Runs one statement on a pooled connection. It is sent again (at most _RETRIES times,
+        after a pause of tens of milliseconds), on a new connection, when the last was broken
+        before sending it, and for a read (never for a write, whose outcome is then unknown),
+        when the last lost its session. The whole call, retries included, ends within acquire +
+        command timeout: DatabaseTimeout (504) past it."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._deadline):
@@ -162,18 +165,19 @@ class Database:
                 self._metrics.query_duration(query).observe(time.perf_counter() - started)
 
     async def _retrying(self, method: str, query: str, args: tuple) -> Any:
-        for retries_left in range(_RETRIES, -1, -1):
+        for attempt in range(_RETRIES + 1):
             try:
                 return await self._once(method, query, args)
-            except _NeverSent:
-                if not retries_left:
-                    raise
-            except _LOST_SESSION:
+            except (_NeverSent, *_LOST_SESSION) as err:
                 # Sessions usually end together (a restart, a failover, an operator): the
                 # pool's other connections are replaced rather than tried one by one.
                 await self.pool.expire_connections()
-                if not retries_left or query not in queries().read_only:
+                sent = not isinstance(err, _NeverSent)
+                if attempt == _RETRIES or (sent and query not in queries().read_only):
                     raise
+            # A pause, so that the next try does not land in the same wave of ending sessions
+            # (without one, all three tries of a read could fail within 5 ms).
+            await asyncio.sleep(_RETRY_PAUSE * 2**attempt * random.uniform(0.5, 1.0))
 
     async def _once(self, method: str, query: str, args: tuple) -> Any:
         # The body of connection(), written out: one statement per request is the hot path,

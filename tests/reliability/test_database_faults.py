@@ -130,7 +130,7 @@ async def test_cut_connections_and_a_5_s_outage_answer_only_503_and_lose_nothing
 ):
     """Pass: 10,000 PUT/GET/DELETE from 32 clients while the service's sessions are
     terminated every 0.2 to 0.5 s and the database is stopped for 5 s: no answer but 200, 201,
-    204, 404 and 503 with Retry-After; outside the outage at most 5 reads in 1,000 fail (a
+    204, 404 and 503 with Retry-After; outside the outage at most 2 reads in 1,000 fail (a
     write may: its outcome is then unknown); every key's history is linearizable; the pool is
     back to normal after."""
     keys = [f"chaos{i}" for i in range(50)]
@@ -168,11 +168,10 @@ async def test_cut_connections_and_a_5_s_outage_answer_only_503_and_lose_nothing
     )
     assert ended > 0
     assert_only_503_with_retry_after(recorder.outcomes, {200, 201, 204, 404})
-    # A read whose session ends under it is sent again on a new connection (service/db.py);
-    # a few in a thousand still answer 503 under terminations this frequent (docs/RELIABILITY.md
-    # "Not yet covered": why is not yet known).
+    # A read whose session ends under it is sent again on a new connection after a pause
+    # (service/db.py); one whose three tries each meet a wave of terminations still fails.
     reads = [o for o in recorder.outcomes if o.method == "GET"]
-    assert len([o for o in outside if o.method == "GET"]) <= len(reads) * 5 // 1000
+    assert len([o for o in outside if o.method == "GET"]) <= len(reads) * 2 // 1000
     assert recorder.not_linearizable() == []
     assert ready == 200
     assert pool.get_size() <= pool.get_max_size() and pool.get_idle_size() == pool.get_size()
