@@ -58,10 +58,10 @@ async def test_keys_rewritten_near_expiry_survive_sweeping_and_expired_ones_are_
     rewritten from 150 ms before to 150 ms after their expiry (half without TTL, half with TTL
     60 s) while two `kvs worker`s sweep (batches of 25 every 100 ms, so that expired rows stay
     long enough to be served if anything served them) and 8 readers GET the keys nearest to
-    expiring and list them. No read or listing started after a value's expiry shows it, no read ended before its expiry misses it, no read after an acknowledged
-    rewrite misses the rewrite; every rewrite is acknowledged (both 200, landing before the
-    expiry, and 201, after) and reads back exactly afterwards; the rest are swept within 2 s of
-    expiring. Only 200/201/404."""
+    expiring and list them. No read or listing started after a value's expiry shows it, no read
+    ended before its expiry misses it, no read after an acknowledged rewrite misses the rewrite;
+    every rewrite is acknowledged (both 200, landing before the expiry, and 201, after) and reads
+    back exactly afterwards; the rest are swept within 2 s of expiring. Only 200/201/404."""
     server, port = await start_kvs_serve(database_url)
     sweep = dict(sweep_interval="0.1", sweep_batch_size="25", log_level="WARNING")
     workers = [
