@@ -159,8 +159,8 @@ class DatabaseFull(ServiceError):
     error = INSUFFICIENT_STORAGE
 
 
-# The database failing as a whole rather than the request: a worker waits and tries again
-# without counting it against the job.
+# The database failing as a whole rather than one statement: the worker records no error
+# against the job it was running (its lease runs out and it is claimed again) and pauses.
 DATABASE_DOWN = (DatabaseUnavailable, DatabaseTimeout, DatabaseFull)
 
 
