@@ -39,7 +39,7 @@ async def test_a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_when
     stored before: every write is 201 or 507 in the contract's shape (75011), every read 200
     with the stored bytes, a DELETE still works and /readyz stays ready; once the ballast is
     removed a write succeeds within 5 s; afterwards every acknowledged write reads back exactly
-    and every refused one is absent."""
+    and every refused or deleted one is absent."""
     with small_disk(tmp_path / "data", 64) as disk:
         async with own_postgres(disk, wal=tmp_path / "wal") as pg:
             tenant, namespace = await tenant_with_namespace(pg.url())
@@ -129,13 +129,13 @@ async def test_a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_when
                 after_status = status
 
                 final = {key: await get(key) for key in [*acknowledged, *kept]}
-                absent = [key for key in refused if (await get(key))[0] != 404]
+                absent = [key for key in [*refused, "before0"] if (await get(key))[0] != 404]
 
     bad_reads = [(key, got) for key, got in reads if got != (200, *before[key])]
     print(
         f"{len(acknowledged)} writes acknowledged, then {len(refused)} answered 507 over 2 s "
-        f"(free space {full // 1024} KiB); {len(reads)} reads all 200; a DELETE while full "
-        f"{deleted_while_full}; /readyz {sorted(set(ready))}; after freeing, a write "
+        f"(free space {full // 1024} KiB); {len(reads)} reads, {len(bad_reads)} wrong; a DELETE "
+        f"while full {deleted_while_full}; /readyz {sorted(set(ready))}; after freeing, a write "
         f"{after_status} in {recovered:.2f} s"
     )
     assert other_writes == [], other_writes[:5]
