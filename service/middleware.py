@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from aiohttp import HttpVersion11, hdrs, web
 
 from service import errors
-from service.appkeys import REQUEST_ID, SETTINGS, SHUTTING_DOWN
+from service.appkeys import METRICS, REQUEST_ID, SETTINGS, SHUTTING_DOWN
 from service.db import classify
 from service.errors import ErrorCode, ServiceError
 from service.metrics import ApiMetrics
@@ -79,14 +79,19 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
 
 
 def expectation_failed(request: web.Request) -> web.Response:
-    """The 417 for an Expect header other than `100-continue`."""
+    """The 417 for an Expect header other than `100-continue`, counted: aiohttp sends it
+    without running the middlewares."""
     assign_request_id(request)
-    return error_response(
+    response = error_response(
         request,
         errors.EXPECTATION_FAILED,
         "Only 'Expect: 100-continue' is supported.",
         parameter="Expect",
     )
+    request.app[METRICS].route_series(route_of(request), request.method).observe(
+        response.status, 0.0, 0, response.content_length or 0
+    )
+    return response
 
 
 def with_expect_handler(routes: Iterable[web.AbstractRouteDef]) -> list[web.AbstractRouteDef]:

@@ -31,8 +31,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from service import errors
 from service.app import create_app
-from service.appkeys import METRICS_PORT, SHUTTING_DOWN
-from service.metrics import serve_merged_metrics
+from service.appkeys import METRICS, METRICS_PORT, SHUTTING_DOWN
+from service.metrics import ApiMetrics, serve_merged_metrics
 from service.middleware import expectation_failed
 from service.settings import Settings
 
@@ -53,9 +53,12 @@ def run(settings: Settings, host: str, port: int) -> int:
 class _ContractErrorsHandler(RequestHandler):
     """aiohttp's connection handler, answering what its HTTP parser refuses (malformed request
     lines and headers, oversized headers, conflicting framing) in the contract's JSON shape
-    instead of plain text, and logging it as the client's mistake rather than a server error.
-    The parser's message is not repeated: it quotes the request's bytes, which may hold a key.
+    instead of plain text, counting it (route "unmatched", method "other") and logging it as
+    the client's mistake rather than a server error. The parser's message is not repeated: it
+    quotes the request's bytes, which may hold a key.
     """
+
+    metrics: ApiMetrics
 
     def handle_error(
         self,
@@ -90,12 +93,19 @@ class _ContractErrorsHandler(RequestHandler):
             body, status=error.status, headers={"X-Request-Id": request_id}
         )
         response.force_close()
+        self.metrics.route_series("unmatched", "other").observe(
+            error.status, 0.0, 0, response.content_length or 0
+        )
         return response
 
 
 class _ContractErrorsServer(web.Server):
+    metrics: ApiMetrics
+
     def __call__(self) -> RequestHandler:
-        return _ContractErrorsHandler(self, loop=self._loop, **self._kwargs)
+        handler = _ContractErrorsHandler(self, loop=self._loop, **self._kwargs)
+        handler.metrics = self.metrics
+        return handler
 
 
 def _expectations_in_contract_shape(handler: _Handler) -> _Handler:
@@ -120,6 +130,7 @@ class ContractErrorsRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _ContractErrorsServer
+        server.metrics = self.app[METRICS]
         server.request_handler = _expectations_in_contract_shape(server.request_handler)
         return server
 

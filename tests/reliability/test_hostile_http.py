@@ -3,9 +3,11 @@ shape, never a 500, nothing stored lost, and the process serving normally afterw
 
 import json
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import start_kvs_serve, stop_processes
+from tests.conftest import closed_port, start_kvs_serve, stop_processes
 from tests.rawhttp import exchange
 
 HOST = "Host: 127.0.0.1\r\n"
@@ -68,23 +70,42 @@ def requests(ns: str, token: str) -> dict[str, bytes]:
 
 @pytest.fixture
 async def serving(database_url, tenant, namespace):
-    server, port = await start_kvs_serve(database_url, processes="1")
-    yield port
+    metrics_port = closed_port()
+    server, port = await start_kvs_serve(
+        database_url, processes="1", metrics_port=str(metrics_port)
+    )
+    yield port, metrics_port
     await stop_processes(server)
+
+
+async def answers_counted(metrics_port: int) -> float:
+    """The sum of kvs_http_requests_total over every route, method and status."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
+            text = await resp.text()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "kvs_http_requests"
+        for sample in family.samples
+        if sample.name == "kvs_http_requests_total"
+    )
 
 
 async def test_malformed_and_hostile_requests_get_4xx_json_and_harm_nothing(
     serving, tenant, namespace
 ):
-    """Pass: for each request in `requests`, a 4xx whose body is the contract's error JSON;
+    """Pass: for each request in `requests`, a 4xx whose body is the contract's error JSON,
+    each counted in kvs_http_requests_total (those aiohttp refuses before any middleware too);
     afterwards the key stored before reads back unchanged and the server still answers."""
-    port = serving
+    port, metrics_port = serving
     auth = f"Authorization: Bearer {tenant.token}\r\n"
     path = f"/v2/storage/kvs/{namespace}/keys/victim"
     stored = await exchange(
         port, f"PUT {path} HTTP/1.1\r\n{HOST}{auth}Content-Length: 4\r\n\r\nsafe".encode()
     )
     assert stored.status == 201
+    counted_before = await answers_counted(metrics_port)
     answers = {}
     for name, raw in requests(str(namespace), tenant.token).items():
         response = await exchange(port, raw.encode("latin-1"), timeout=10)
@@ -94,6 +115,7 @@ async def test_malformed_and_hostile_requests_get_4xx_json_and_harm_nothing(
         error = json.loads(response.body)["errors"][0]
         assert error["code"] and error["title"] and error["detail"], (name, error)
     print(answers)
+    assert await answers_counted(metrics_port) - counted_before == len(answers)
     get = f"GET {path} HTTP/1.1\r\n{HOST}{auth}\r\n".encode()
     after = await exchange(port, get)
     assert (after.status, after.body) == (200, b"safe")
