@@ -13,7 +13,7 @@ from service import errors
 from service.appkeys import METRICS, REQUEST_ID, SETTINGS, SHUTTING_DOWN
 from service.db import classify
 from service.errors import ErrorCode, ServiceError
-from service.metrics import ApiMetrics
+from service.metrics import ApiMetrics, RouteSeries
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("kvs.access")
@@ -79,8 +79,8 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
 
 
 def expectation_failed(request: web.Request) -> web.Response:
-    """The 417 for an Expect header other than `100-continue`, counted: aiohttp sends it
-    without running the middlewares."""
+    """The 417 for an Expect header other than `100-continue`, counted and logged here:
+    aiohttp sends it without running the middlewares."""
     assign_request_id(request)
     response = error_response(
         request,
@@ -88,9 +88,8 @@ def expectation_failed(request: web.Request) -> web.Response:
         "Only 'Expect: 100-continue' is supported.",
         parameter="Expect",
     )
-    request.app[METRICS].route_series(route_of(request), request.method).observe(
-        response.status, 0.0, 0, response.content_length or 0
-    )
+    series = request.app[METRICS].route_series(route_of(request), request.method)
+    record(request, series, response.status, 0.0, response.content_length or 0)
     return response
 
 
@@ -171,21 +170,28 @@ def front_middleware(metrics: ApiMetrics):
             status = exc.status
             raise
         finally:
-            elapsed = time.perf_counter() - started
             metrics.http_in_flight.dec()
-            request_bytes = request.content_length or 0
-            series.observe(status, elapsed, request_bytes, response_bytes)
-            access_log.info(
-                "request",
-                extra={
-                    "method": series.method,
-                    "route": series.route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "request_bytes": request_bytes,
-                    "response_bytes": response_bytes,
-                    "request_id": request_id,
-                },
-            )
+            record(request, series, status, time.perf_counter() - started, response_bytes)
 
     return middleware
+
+
+def record(
+    request: web.Request, series: RouteSeries, status: int, seconds: float, response_bytes: int
+) -> None:
+    """Counts and times one answered request and writes its log line (which never holds the
+    API key or the value)."""
+    request_bytes = request.content_length or 0
+    series.observe(status, seconds, request_bytes, response_bytes)
+    access_log.info(
+        "request",
+        extra={
+            "method": series.method,
+            "route": series.route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "request_bytes": request_bytes,
+            "response_bytes": response_bytes,
+            "request_id": request[REQUEST_ID],
+        },
+    )

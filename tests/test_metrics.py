@@ -158,6 +158,25 @@ async def test_promtool_finds_both_expositions_clean(client, tenant, namespace, 
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+async def test_a_417_sent_before_the_middlewares_is_logged_and_counted_once(
+    client, tenant, namespace, caplog
+):
+    caplog.set_level("INFO", logger="kvs.access")
+    resp = await client.put(
+        key_url(namespace, "k"),
+        data=b"v",
+        headers={**tenant.headers, "Expect": "teapot", "X-Request-Id": "req-417"},
+    )
+    assert resp.status == 417
+    lines = [r for r in caplog.records if r.name == "kvs.access" and r.getMessage() == "request"]
+    assert [(r.route, r.status, r.request_id) for r in lines] == [
+        ("/v2/storage/kvs/{id}/keys/{key}", 417, "req-417")
+    ]
+    text = await scrape(client)
+    route = "/v2/storage/kvs/{id}/keys/{key}"
+    assert value(text, "kvs_http_requests_total", route=route, method="PUT", status="417") == 1
+
+
 async def test_each_request_writes_one_json_log_line_without_the_key_or_value(
     client, tenant, namespace, caplog
 ):
