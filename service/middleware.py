@@ -29,6 +29,24 @@ _HTTP_ERRORS: dict[int, tuple[ErrorCode, str]] = {
 }
 
 
+def error_document(
+    error: ErrorCode,
+    detail: str,
+    request_id: str,
+    *,
+    pointer: str | None = None,
+    parameter: str | None = None,
+) -> dict:
+    """The contract's JSON body for one error."""
+    entry: dict = {"code": error.code, "title": error.title, "detail": detail}
+    if pointer is not None:
+        entry["source"] = {"pointer": pointer}
+    elif parameter is not None:
+        entry["source"] = {"parameter": parameter}
+    entry["meta"] = {"request_id": request_id}
+    return {"errors": [entry]}
+
+
 def error_response(
     request: web.Request,
     error: ErrorCode,
@@ -45,13 +63,7 @@ def error_response(
     if error.status == 503:
         headers["Retry-After"] = str(request.app[SETTINGS].retry_after_seconds)
     headers["X-Request-Id"] = request[REQUEST_ID]
-    entry: dict = {"code": error.code, "title": error.title, "detail": detail}
-    if pointer is not None:
-        entry["source"] = {"pointer": pointer}
-    elif parameter is not None:
-        entry["source"] = {"parameter": parameter}
-    entry["meta"] = {"request_id": request[REQUEST_ID]}
-    body = {"errors": [entry]}
+    body = error_document(error, detail, request[REQUEST_ID], pointer=pointer, parameter=parameter)
     response = web.json_response(body, status=error.status, headers=headers, dumps=json.dumps)
     if error.status == 408:
         response.force_close()  # the rest of the body may still be on its way

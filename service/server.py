@@ -33,7 +33,7 @@ from service import errors
 from service.app import create_app
 from service.appkeys import METRICS, METRICS_PORT, SHUTTING_DOWN
 from service.metrics import ApiMetrics, serve_merged_metrics
-from service.middleware import expectation_failed
+from service.middleware import error_document, expectation_failed
 from service.settings import Settings
 
 log = logging.getLogger("kvs")
@@ -79,18 +79,10 @@ class _ContractErrorsHandler(RequestHandler):
             else "The request is not valid HTTP/1.1."
         )
         request_id = os.urandom(16).hex()
-        body = {
-            "errors": [
-                {
-                    "code": error.code,
-                    "title": error.title,
-                    "detail": detail,
-                    "meta": {"request_id": request_id},
-                }
-            ]
-        }
         response = web.json_response(
-            body, status=error.status, headers={"X-Request-Id": request_id}
+            error_document(error, detail, request_id),
+            status=error.status,
+            headers={"X-Request-Id": request_id},
         )
         response.force_close()
         self.metrics.route_series("unmatched", "other").observe(

@@ -47,14 +47,15 @@ class Settings(BaseSettings):
     # 1). The client address is then taken from that header; 0 uses the TCP peer.
     trusted_proxies: int = Field(default=0, ge=0)
 
-    # On SIGTERM the server stops listening; open connections may carry one more request
-    # (answered with `Connection: close`) for this long, then running requests get
-    # shutdown_timeout seconds more (service/server.py).
     # Slow clients: a connection is closed when it has not sent a complete request head this
     # long after it opened or after its last answer (idle keep-alive included); a request
     # body must arrive within body_timeout seconds, else 408.
     idle_timeout: float = Field(default=15.0, gt=0)
     body_timeout: float = Field(default=60.0, gt=0)
+
+    # On SIGTERM the server stops listening; open connections may carry one more request
+    # (answered with `Connection: close`) for this long, then running requests get
+    # shutdown_timeout seconds more (service/server.py).
     drain_seconds: float = Field(default=5.0, ge=0)
     shutdown_timeout: float = Field(default=15.0, ge=0)
 

@@ -206,6 +206,13 @@ async def start_kvs_serve(database_url: str, **settings: str):
     return server, port
 
 
+async def start_kvs_worker(database_url: str, **settings: str) -> asyncio.subprocess.Process:
+    """A `kvs worker` subprocess (its log on this process's stderr)."""
+    return await asyncio.create_subprocess_exec(
+        *KVS, "worker", env=worker_env(database_url, **settings)
+    )
+
+
 async def stop_processes(*procs: asyncio.subprocess.Process) -> None:
     """SIGTERM to each process, then waits for them all (they shut down side by side)."""
     for proc in procs:

@@ -5,25 +5,19 @@ import asyncio
 import re
 import sys
 
-from tests.conftest import KVS, closed_port, stop_processes, worker_env
-from tests.rawhttp import wait_until_serving
+from tests.conftest import start_kvs_serve, start_kvs_worker, stop_processes
 from tests.spec_check import SPEC_PATH
 
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 
 
 async def test_schemathesis_finds_no_failures(database_url, tenant):
-    port = closed_port()
     # Schemathesis sends hundreds of requests with missing or wrong keys from one address on
     # purpose (its auth checks): the limit on failed authentications, which would answer them
     # 429, is off here; tests/reliability/test_authentication.py tests it.
-    env = worker_env(
-        database_url, port=str(port), log_level="WARNING", auth_failures_per_minute="0"
-    )
-    server = await asyncio.create_subprocess_exec(*KVS, "serve", env=env)
-    worker = await asyncio.create_subprocess_exec(*KVS, "worker", env=env)
+    server, port = await start_kvs_serve(database_url, auth_failures_per_minute="0")
+    worker = await start_kvs_worker(database_url, log_level="WARNING")
     try:
-        await wait_until_serving(port)
         fuzz = await asyncio.create_subprocess_exec(
             *SCHEMATHESIS,
             "run",

@@ -52,13 +52,13 @@ async def test_the_limit_is_per_client_address_and_valid_keys_never_count(limite
 
 
 async def test_concurrent_guesses_are_held_to_the_limit(limited):
-    """Pass: 100 concurrent guesses (each a different key) from one address: at most 5
+    """Pass: 100 concurrent guesses (each a different key) from one address: 5 (the allowance)
     answered 401, the rest 429."""
     client = limited
     guesses = [{"X-Api-Key": f"kvs_{i:016x}_{'A' * 43}"} for i in range(100)]
     answers = await asyncio.gather(*(client.get(BASE, headers=guess) for guess in guesses))
     statuses = [a.status for a in answers]
-    assert statuses.count(401) <= 5 and statuses.count(429) == 100 - statuses.count(401)
+    assert (statuses.count(401), statuses.count(429)) == (5, 95)
 
 
 async def test_a_burst_on_a_key_not_yet_remembered_costs_one_query_and_is_never_limited(
@@ -80,11 +80,11 @@ async def test_concurrent_guesses_of_the_secret_of_a_remembered_key_are_held_to_
     limited, tenant
 ):
     """Pass: once a key is remembered, 100 concurrent requests with its id and wrong secrets
-    get at most 5 answers of 401, the rest 429."""
+    get 5 answers of 401 (the allowance), the rest 429."""
     client = limited
     assert (await client.get(BASE, headers=tenant.headers)).status == 200
     key_id = tenant.token.split("_")[1]
     guesses = [{"X-Api-Key": f"kvs_{key_id}_{i:043d}"} for i in range(100)]
     answers = await asyncio.gather(*(client.get(BASE, headers=guess) for guess in guesses))
     statuses = [a.status for a in answers]
-    assert statuses.count(401) <= 5 and statuses.count(429) == 100 - statuses.count(401)
+    assert (statuses.count(401), statuses.count(429)) == (5, 95)

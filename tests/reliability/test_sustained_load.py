@@ -10,7 +10,7 @@ import time
 import aiohttp
 import asyncpg
 
-from tests.conftest import KVS, key_url, start_kvs_serve, stop_processes, worker_env
+from tests.conftest import key_url, start_kvs_serve, start_kvs_worker, stop_processes
 
 SECONDS = float(os.environ.get("KVS_RELIABILITY_SECONDS", "60"))
 RATE = 200  # requests a second, offered at a steady pace whatever the answers take
@@ -44,7 +44,7 @@ async def test_a_steady_mixed_load_gives_no_unexpected_answer_and_leaves_resourc
     (or 8 MiB) of its mean, their descriptors and the database's sessions within 10 of where
     they were."""
     server, port = await start_kvs_serve(database_url, processes="2")
-    worker = await asyncio.create_subprocess_exec(*KVS, "worker", env=worker_env(database_url))
+    worker = await start_kvs_worker(database_url)
     samples: list[tuple[float, float, int, int]] = []  # (time, RSS MiB, descriptors, sessions)
     statuses: dict[object, int] = {}
     latencies: list[float] = []

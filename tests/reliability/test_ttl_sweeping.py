@@ -12,7 +12,7 @@ from datetime import datetime
 import aiohttp
 import asyncpg
 
-from tests.conftest import KVS, key_url, start_kvs_serve, stop_processes, worker_env
+from tests.conftest import key_url, start_kvs_serve, start_kvs_worker, stop_processes
 from tests.reliability.harness import body_hash
 from tests.workers import wait_until
 
@@ -64,10 +64,7 @@ async def test_keys_rewritten_near_expiry_survive_sweeping_and_expired_ones_are_
     back exactly afterwards; the rest are swept within 2 s of expiring. Only 200/201/404."""
     server, port = await start_kvs_serve(database_url)
     sweep = dict(sweep_interval="0.1", sweep_batch_size="25", log_level="WARNING")
-    workers = [
-        await asyncio.create_subprocess_exec(*KVS, "worker", env=worker_env(database_url, **sweep))
-        for _ in range(2)
-    ]
+    workers = [await start_kvs_worker(database_url, **sweep) for _ in range(2)]
     lives: list[Life] = []
     reads: list[Read] = []
     listings: list[tuple[float, list[float]]] = []  # (start, every expiry listed)
