@@ -47,18 +47,16 @@ def _hash(secret: str) -> bytes:
 
 
 async def authenticate(db: Database, token: str, cache: KeyCache | None = None) -> UUID:
-    """The key's tenant; AuthenticationFailed if the key is malformed, unknown or revoked.
+    """The key's tenant, from the database; AuthenticationFailed if the key is malformed,
+    unknown or revoked.
 
-    With a cache, a key that authenticated within its lifetime needs no query; the secret is
-    still checked against the stored hash on every request.
+    With a cache, concurrent lookups of the same key share one query and a key that
+    authenticates is remembered; callers ask `remembered_tenant` first, which needs no query.
     """
     match = _KEY.fullmatch(token)
     if not match:
         raise AuthenticationFailed("The API key is malformed.")
     key_id, secret = match[1], match[2]
-    remembered = remembered_tenant(token, cache) if cache is not None else None
-    if remembered is not None:
-        return remembered
     if cache is not None:
         # Shared only by requests presenting the same secret: a client's burst, never guesses.
         row = await cache.lookup_once(
