@@ -3,14 +3,18 @@ then draining and exiting cleanly.
 
 With several processes (`KVS_PROCESSES`), a supervisor forks them; each binds the port with
 SO_REUSEPORT, so the kernel spreads connections across them. The supervisor serves their
-metrics, summed, on the metrics port; it forwards SIGTERM and SIGINT, and if one process dies
-unexpectedly it stops the others and exits 1, so the pod restarts whole.
+metrics, summed, on the metrics port; it forwards SIGTERM and SIGINT (a process signalled on its
+own stops the others too), and if one process dies unexpectedly it stops the others and exits 1,
+so the pod restarts whole.
 
 The shutdown sequence of each process, in order (on Kubernetes a preStop pause has already
 taken the pod out of its Service, so new connections have stopped arriving):
-1. readiness (`/readyz`) answers 503 and the listening socket closes: new connections are
-   refused, never accepted and then dropped;
-2. every answer on an open connection carries `Connection: close`, so each keep-alive
+1. the listening socket closes: new connections are refused, never accepted and then dropped.
+   Under a supervisor, the process then waits until every process's listener is closed: a
+   client told to reconnect in step 2 could otherwise land in the queue of a sibling's
+   listener just before it closes, and the kernel resets what that queue holds;
+2. readiness (`/readyz`) answers 503, and every answer on an open connection carries
+   `Connection: close`, so each keep-alive
    connection is closed by the server right after an answer, never while a client may be
    sending on it; this lasts until no connection is left or `drain_seconds` have passed;
 3. connections still idle are closed; requests still running get `shutdown_timeout` seconds;
@@ -21,6 +25,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -127,12 +132,23 @@ class ContractErrorsRunner(web.AppRunner):
         return server
 
 
+# How long a supervised process waits for its siblings to close their listeners before it
+# drains anyway: they take milliseconds unless one is stuck.
+_SIBLINGS_TIMEOUT = 2.0
+
+
 async def serve(
-    settings: Settings, host: str, port: int, *, reuse_port: bool = False, report_fd: int = -1
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    supervisor: socket.socket | None = None,
 ) -> None:
     """Serves the API on host:port until SIGTERM or SIGINT, then shuts down as above.
 
-    `report_fd`: where a supervised process writes the port of its own metrics server.
+    `supervisor`: a supervised process's channel, on which it reports the port of its own
+    metrics server, then that its listener is closed, and hears that every listener is.
     """
     app = create_app(settings)
     runner = ContractErrorsRunner(
@@ -148,23 +164,37 @@ async def serve(
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
         await site.start()
-        if report_fd >= 0:
-            os.write(report_fd, f"{app[METRICS_PORT]}\n".encode())
-            os.close(report_fd)
+        if supervisor is not None:
+            supervisor.sendall(f"{app[METRICS_PORT]}\n".encode())
         log.info("serving", extra={"host": host, "port": port})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        app[SHUTTING_DOWN].set()
         await site.stop()
+        if supervisor is not None:
+            await _until_every_listener_closed(supervisor)
+        app[SHUTTING_DOWN].set()
         log.info("draining", extra={"connections": len(runner.server.connections)})
         await _drain(runner, settings.drain_seconds)
         log.info("stopping", extra={"connections": len(runner.server.connections)})
     finally:
         await runner.cleanup()
     log.info("stopped")
+
+
+async def _until_every_listener_closed(supervisor: socket.socket) -> None:
+    """Tells the supervisor this process's listener is closed; returns when it answers that
+    every process's is, or after `_SIBLINGS_TIMEOUT`."""
+    loop = asyncio.get_running_loop()
+    supervisor.setblocking(False)
+    try:
+        await loop.sock_sendall(supervisor, b"closed\n")
+        async with asyncio.timeout(_SIBLINGS_TIMEOUT):
+            await loop.sock_recv(supervisor, 1)
+    except (OSError, TimeoutError):
+        log.warning("draining without word that every listener is closed")
 
 
 async def _drain(runner: web.AppRunner, seconds: float) -> None:
@@ -179,26 +209,26 @@ def _supervise(settings: Settings, host: str, port: int, processes: int) -> int:
     """Forks the serving processes and watches them; the exit status."""
     # Each process serves its metrics on a loopback port of its own; the supervisor sums them.
     child_settings = settings.model_copy(update={"metrics_host": "127.0.0.1", "metrics_port": 0})
-    children: dict[int, int] = {}
+    children: dict[int, socket.socket] = {}
     for _ in range(processes):
-        read_fd, write_fd = os.pipe()
+        ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
-            os.close(read_fd)
+            for channel in (ours, *children.values()):
+                channel.close()
             status = 1
             try:
-                uvloop.run(serve(child_settings, host, port, reuse_port=True, report_fd=write_fd))
+                uvloop.run(serve(child_settings, host, port, reuse_port=True, supervisor=theirs))
                 status = 0
             except BaseException:
                 log.exception("serving process failed")
             finally:
                 os._exit(status)
-        os.close(write_fd)
-        children[pid] = read_fd
+        theirs.close()
+        children[pid] = ours
     ports = []
-    for read_fd in children.values():
-        with os.fdopen(read_fd) as reported:
-            line = reported.readline()  # empty if the process died before serving
+    for channel in children.values():
+        line = _read_line(channel)  # empty if the process died before serving
         if line:
             ports.append(int(line))
     if len(ports) < processes:
@@ -208,19 +238,47 @@ def _supervise(settings: Settings, host: str, port: int, processes: int) -> int:
     return uvloop.run(_watch(settings, children, ports))
 
 
-async def _watch(settings: Settings, children: dict[int, int], ports: list[int]) -> int:
-    """Serves the summed metrics and forwards signals until every process has exited."""
+def _read_line(channel: socket.socket) -> str:
+    """One line from a process's channel, read byte by byte so that nothing after it is
+    consumed; empty if the channel closed first."""
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = channel.recv(1)
+        if not byte:
+            return ""
+        line += byte
+    return line.decode()
+
+
+async def _watch(settings: Settings, children: dict[int, socket.socket], ports: list[int]) -> int:
+    """Serves the summed metrics, forwards signals and tells the processes when every listener
+    is closed, until every process has exited."""
     loop = asyncio.get_running_loop()
     stopping = False
+    listening = set(children)
 
     def stop(sig: signal.Signals) -> None:
         nonlocal stopping
         stopping = True
         _signal_all(children, sig)
 
+    async def until_closed(pid: int, channel: socket.socket) -> None:
+        channel.setblocking(False)
+        await loop.sock_recv(channel, 16)  # "closed", or nothing if the process has exited
+        listening.discard(pid)
+        if not stopping:
+            stop(signal.SIGTERM)
+        if not listening:
+            for each in children.values():
+                try:
+                    each.send(b"!")
+                except OSError:
+                    pass  # that process has exited
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, sig)
     status = 0
+    watchers = [asyncio.create_task(until_closed(*child)) for child in children.items()]
     async with serve_merged_metrics(ports, settings.metrics_host, settings.metrics_port):
         running = set(children)
         while running:
@@ -235,10 +293,12 @@ async def _watch(settings: Settings, children: dict[int, int], ports: list[int])
                     status = 1
                     if not stopping:
                         stop(signal.SIGTERM)
+    for watcher in watchers:
+        watcher.cancel()
     return status
 
 
-def _signal_all(children: dict[int, int], sig: signal.Signals) -> None:
+def _signal_all(children: dict[int, socket.socket], sig: signal.Signals) -> None:
     for pid in children:
         try:
             os.kill(pid, sig)
@@ -246,7 +306,7 @@ def _signal_all(children: dict[int, int], sig: signal.Signals) -> None:
             pass
 
 
-def _wait_all(children: dict[int, int]) -> None:
+def _wait_all(children: dict[int, socket.socket]) -> None:
     for pid in children:
         try:
             os.waitpid(pid, 0)

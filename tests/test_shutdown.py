@@ -2,6 +2,7 @@
 
 import asyncio
 import errno
+import os
 import signal
 import time
 
@@ -59,7 +60,8 @@ async def test_sigterm_under_load_resets_nothing_and_loses_no_acknowledged_write
                             closes_announced += 1
                 except aiohttp.ClientError as err:
                     if not refused(err):
-                        failures.append(f"{key}: {type(err).__name__}: {err}")
+                        errno_ = getattr(getattr(err, "os_error", err), "errno", None)
+                        failures.append(f"{key}: {type(err).__name__} (errno {errno_}): {err}")
                     return
                 if sigterm_at is not None and time.monotonic() - sigterm_at > 30:
                     failures.append("the server kept accepting requests after SIGTERM")
@@ -137,6 +139,36 @@ async def test_a_request_that_never_finishes_delays_exit_only_by_the_shutdown_ti
     assert 1 <= time.monotonic() - started < 8
     assert await reader.read() == b""  # closed without an answer: nothing was acknowledged
     upload.close()
+
+
+def serving_processes(server: asyncio.subprocess.Process) -> list[int]:
+    """The PIDs of the serving processes `kvs serve` (a supervisor) has forked."""
+    with open(f"/proc/{server.pid}/task/{server.pid}/children") as children:
+        return [int(pid) for pid in children.read().split()]
+
+
+async def test_sigterm_to_one_serving_process_stops_them_all_with_exit_0(database_url):
+    server, port = await start_kvs_serve(database_url, processes="2")
+    first, second = serving_processes(server)
+    os.kill(first, signal.SIGTERM)
+    assert await exit_code(server, within=15) == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_a_serving_process_that_dies_stops_the_others_and_the_supervisor_exits_1(
+    database_url,
+):
+    server, port = await start_kvs_serve(database_url, processes="2")
+    first, second = serving_processes(server)
+    os.kill(first, signal.SIGKILL)
+    assert await exit_code(server, within=15) == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
 
 
 async def test_sigterm_lets_the_worker_finish_its_job_then_exit_0(database_url, db, tenant):
