@@ -289,7 +289,9 @@ async def _watch(settings: Settings, children: dict[int, socket.socket], ports: 
                     continue
                 running.discard(pid)
                 if code != 0 or not stopping:
-                    log.error("a serving process exited", extra={"pid": pid, "status": code})
+                    # A negative exit code names the signal that ended it, as subprocess's do.
+                    exited = {"pid": pid, "exit_code": os.waitstatus_to_exitcode(code)}
+                    log.error("a serving process exited", extra=exited)
                     status = 1
                     if not stopping:
                         stop(signal.SIGTERM)
