@@ -141,15 +141,31 @@ async def test_a_request_that_never_finishes_delays_exit_only_by_the_shutdown_ti
     upload.close()
 
 
-def serving_processes(server: asyncio.subprocess.Process) -> list[int]:
-    """The PIDs of the serving processes `kvs serve` (a supervisor) has forked."""
-    with open(f"/proc/{server.pid}/task/{server.pid}/children") as children:
-        return [int(pid) for pid in children.read().split()]
+async def serving_processes(server: asyncio.subprocess.Process) -> list[int]:
+    """The PIDs of the serving processes `kvs serve` (a supervisor) has forked, once each has
+    its SIGTERM handler: the port answering shows only that one of them serves."""
+    pids = children_of(server.pid)
+    deadline = time.monotonic() + 10
+    while not all(map(catches_sigterm, pids)):
+        assert time.monotonic() < deadline, "the serving processes never handled SIGTERM"
+        await asyncio.sleep(0.05)
+    return pids
+
+
+def children_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
+
+
+def catches_sigterm(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as status:
+        caught = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
+    return bool(caught & 1 << (signal.SIGTERM - 1))
 
 
 async def test_sigterm_to_one_serving_process_stops_them_all_with_exit_0(database_url):
     server, port = await start_kvs_serve(database_url, processes="2")
-    first, second = serving_processes(server)
+    first, second = await serving_processes(server)
     os.kill(first, signal.SIGTERM)
     assert await exit_code(server, within=15) == 0
     with pytest.raises(ProcessLookupError):
@@ -162,7 +178,7 @@ async def test_a_serving_process_that_dies_stops_the_others_and_the_supervisor_e
     database_url,
 ):
     server, port = await start_kvs_serve(database_url, processes="2")
-    first, second = serving_processes(server)
+    first, second = await serving_processes(server)
     os.kill(first, signal.SIGKILL)
     assert await exit_code(server, within=15) == 1
     with pytest.raises(ProcessLookupError):
