@@ -3,9 +3,9 @@ then draining and exiting cleanly.
 
 With several processes (`KVS_PROCESSES`), a supervisor forks them; each binds the port with
 SO_REUSEPORT, so the kernel spreads connections across them. The supervisor serves their
-metrics, summed, on the metrics port; it forwards SIGTERM and SIGINT (a process signalled on its
-own stops the others too), and if one process dies unexpectedly it stops the others and exits 1,
-so the pod restarts whole.
+metrics, summed, on the metrics port; it forwards SIGTERM and SIGINT (one that comes while the
+processes start is held until they serve; a process signalled on its own stops the others too),
+and if one process dies unexpectedly it stops the others and exits 1, so the pod restarts whole.
 
 The shutdown sequence of each process, in order (on Kubernetes a preStop pause has already
 taken the pod out of its Service, so new connections have stopped arriving):
@@ -132,6 +132,8 @@ class ContractErrorsRunner(web.AppRunner):
         return server
 
 
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
 # How long a supervised process waits for its siblings to close their listeners before it
 # drains anyway: they take milliseconds unless one is stuck.
 _SIBLINGS_TIMEOUT = 2.0
@@ -150,6 +152,13 @@ async def serve(
     `supervisor`: a supervised process's channel, on which it reports the port of its own
     metrics server, then that its listener is closed, and hears that every listener is.
     """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    # A supervised process starts with them blocked (see _supervise): one already sent is
+    # delivered now, to the handler.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     app = create_app(settings)
     runner = ContractErrorsRunner(
         app,
@@ -167,10 +176,6 @@ async def serve(
         if supervisor is not None:
             supervisor.sendall(f"{app[METRICS_PORT]}\n".encode())
         log.info("serving", extra={"host": host, "port": port})
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await site.stop()
         if supervisor is not None:
@@ -209,6 +214,9 @@ def _supervise(settings: Settings, host: str, port: int, processes: int) -> int:
     """Forks the serving processes and watches them; the exit status."""
     # Each process serves its metrics on a loopback port of its own; the supervisor sums them.
     child_settings = settings.model_copy(update={"metrics_host": "127.0.0.1", "metrics_port": 0})
+    # Until this process and each child have their handlers, SIGTERM and SIGINT wait instead of
+    # killing them: a supervisor killed while its children start would leave them serving.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     children: dict[int, socket.socket] = {}
     for _ in range(processes):
         ours, theirs = socket.socketpair()
@@ -275,8 +283,9 @@ async def _watch(settings: Settings, children: dict[int, socket.socket], ports: 
                 except OSError:
                     pass  # that process has exited
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop, sig)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     status = 0
     watchers = [asyncio.create_task(until_closed(*child)) for child in children.items()]
     async with serve_merged_metrics(ports, settings.metrics_host, settings.metrics_port):

@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.conftest import start_kvs_serve
+from tests.conftest import KVS, closed_port, start_kvs_serve, worker_env
 from tests.rawhttp import put_head, read_response
 from tests.workers import WorkerProcess, new_namespace, status_of
 
@@ -172,6 +172,21 @@ async def test_sigterm_to_one_serving_process_stops_them_all_with_exit_0(databas
         os.kill(second, 0)
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_sigterm_while_the_serving_processes_start_stops_them_all_with_exit_0(database_url):
+    port = closed_port()
+    env = worker_env(database_url, port=str(port), processes="2", log_level="WARNING")
+    server = await asyncio.create_subprocess_exec(*KVS, "serve", env=env)
+    deadline = time.monotonic() + 10
+    while len(pids := children_of(server.pid)) < 2:
+        assert time.monotonic() < deadline, "the serving processes were never forked"
+        await asyncio.sleep(0.01)
+    server.send_signal(signal.SIGTERM)  # before either serves: creating the app takes longer
+    assert await exit_code(server, within=15) == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 async def test_a_serving_process_that_dies_stops_the_others_and_the_supervisor_exits_1(
