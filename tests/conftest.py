@@ -234,6 +234,12 @@ def require_tool(command: str, debian_package: str | None) -> str:
     return path
 
 
+def children_of(pid: int) -> list[int]:
+    """The PIDs of a process's children (Linux)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on."""
     with socket.socket() as sock:

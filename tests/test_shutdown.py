@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.conftest import KVS, closed_port, start_kvs_serve, worker_env
+from tests.conftest import KVS, children_of, closed_port, start_kvs_serve, worker_env
 from tests.rawhttp import put_head, read_response
 from tests.workers import WorkerProcess, new_namespace, status_of
 
@@ -152,22 +152,24 @@ async def serving_processes(server: asyncio.subprocess.Process) -> list[int]:
     return pids
 
 
-def children_of(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as children:
-        return [int(child) for child in children.read().split()]
-
-
 def catches_sigterm(pid: int) -> bool:
     with open(f"/proc/{pid}/status") as status:
         caught = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
     return bool(caught & 1 << (signal.SIGTERM - 1))
 
 
-async def test_sigterm_to_one_serving_process_stops_them_all_with_exit_0(database_url):
+@pytest.mark.parametrize(
+    ("sig", "status"),
+    [(signal.SIGTERM, 0), (signal.SIGKILL, 1)],
+    ids=["sigterm-stops-the-pod-cleanly", "death-stops-the-pod-with-exit-1"],
+)
+async def test_one_serving_process_signalled_stops_them_all(database_url, sig, status):
+    """SIGTERM to one serving process shuts the pod down as SIGTERM to the supervisor would
+    (exit 0); a process dying stops the others and the supervisor exits 1."""
     server, port = await start_kvs_serve(database_url, processes="2")
     first, second = await serving_processes(server)
-    os.kill(first, signal.SIGTERM)
-    assert await exit_code(server, within=15) == 0
+    os.kill(first, sig)
+    assert await exit_code(server, within=15) == status
     with pytest.raises(ProcessLookupError):
         os.kill(second, 0)
     with pytest.raises(ConnectionRefusedError):
@@ -187,19 +189,6 @@ async def test_sigterm_while_the_serving_processes_start_stops_them_all_with_exi
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-
-
-async def test_a_serving_process_that_dies_stops_the_others_and_the_supervisor_exits_1(
-    database_url,
-):
-    server, port = await start_kvs_serve(database_url, processes="2")
-    first, second = await serving_processes(server)
-    os.kill(first, signal.SIGKILL)
-    assert await exit_code(server, within=15) == 1
-    with pytest.raises(ProcessLookupError):
-        os.kill(second, 0)
-    with pytest.raises(ConnectionRefusedError):
-        await asyncio.open_connection("127.0.0.1", port)
 
 
 async def test_sigterm_lets_the_worker_finish_its_job_then_exit_0(database_url, db, tenant):

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from service.kv import MAX_VALUE_BYTES
-from tests.conftest import KVS, closed_port, key_url, worker_env
+from tests.conftest import KVS, children_of, closed_port, key_url, worker_env
 from tests.rawhttp import (
     chunked,
     exchange,
@@ -97,8 +97,7 @@ def rss_bytes(pid: int) -> int:
     total = 0
     with open(f"/proc/{pid}/status") as status:
         total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-    with open(f"/proc/{pid}/task/{pid}/children") as children:
-        total += sum(rss_bytes(int(child)) // 1024 for child in children.read().split())
+    total += sum(rss_bytes(child) // 1024 for child in children_of(pid))
     return total * 1024
 
 
