@@ -12,14 +12,13 @@ import time
 
 import asyncpg
 
-from service import tenants
-from service.db import open_database
+from service.db.migrations import apply_migrations
+from service.db.pool import open_database
 from service.devdb import temporary_postgres
-from service.migrations import apply_migrations
-from service.models import NamespaceCreate
-from service.namespaces import create_namespace, delete_namespace, get_namespace
+from service.domain import tenants
+from service.domain.namespaces import create_namespace, delete_namespace, get_namespace
 from service.settings import REPO_ROOT, Settings
-from service.worker import Worker
+from service.worker.loop import Worker
 
 UPSERT = (
     "INSERT INTO kv_entries (namespace_id, key, value, content_type, size_bytes, version,"
@@ -39,8 +38,8 @@ async def run(url: str, keys: int) -> None:
     settings = Settings(database_url=url, metrics_port=0)
     async with open_database(settings) as db:
         tenant_id, _ = await tenants.create_tenant(db, "bench")
-        big = await create_namespace(db, tenant_id, NamespaceCreate(name="big"))
-        other = await create_namespace(db, tenant_id, NamespaceCreate(name="other"))
+        big = await create_namespace(db, tenant_id, "big")
+        other = await create_namespace(db, tenant_id, "other")
         worker = Worker(db, settings)
         while await worker.run_once():
             pass

@@ -34,14 +34,14 @@ from uuid import UUID
 import aiohttp
 import asyncpg
 
-from service import tenants
-from service.db import open_database, queries
+from service.db.migrations import apply_migrations
+from service.db.pool import open_database
+from service.db.queries import queries
 from service.devdb import bin_dir, temporary_postgres
-from service.migrations import apply_migrations
-from service.models import NamespaceCreate
-from service.namespaces import create_namespace
+from service.domain import tenants
+from service.domain.namespaces import create_namespace
 from service.settings import REPO_ROOT, Settings
-from service.worker import Worker
+from service.worker.loop import Worker
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -301,8 +301,8 @@ def pgbench(dsn: str, script: str, seconds: int, defines: dict[str, str]) -> Loa
 
 
 def pgbench_script(query: str, params: dict[int, str], sets: str = "") -> str:
-    """A service query (service/sql/) with its $n parameters replaced, as one pgbench line."""
-    sql = getattr(queries(), query)
+    """A service query (service/db/sql/) with its $n parameters replaced, as one pgbench line."""
+    sql = getattr(queries(), query).sql
     for n in sorted(params, reverse=True):  # $10 before $1
         sql = sql.replace(f"${n}", params[n])
     lines = [line.split("--")[0] for line in sql.splitlines()]
@@ -353,10 +353,7 @@ async def prepare(dsn: str, keys: int) -> Setup:
     settings = Settings(database_url=dsn, metrics_port=0)
     async with open_database(settings) as db:
         tenant, key = await tenants.create_tenant(db, "bench")
-        spaces = [
-            await create_namespace(db, tenant, NamespaceCreate(name=f"bench-{i}"))
-            for i in range(10)
-        ]
+        spaces = [await create_namespace(db, tenant, f"bench-{i}") for i in range(10)]
         worker = Worker(db, settings)
         while await worker.run_once():
             pass

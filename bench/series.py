@@ -13,15 +13,16 @@ import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from service import tenants
-from service.app import create_app
-from service.appkeys import METRICS
-from service.db import open_database
+from service.db.migrations import apply_migrations
+from service.db.pool import open_database
 from service.devdb import temporary_postgres
-from service.metrics import WorkerMetrics
-from service.migrations import apply_migrations
+from service.domain import tenants
 from service.settings import REPO_ROOT, Settings
-from service.worker import Worker
+from service.web.app import create_app
+from service.web.appkeys import METRICS
+from service.worker.loop import Worker
+from service.worker.metrics import WorkerMetrics
+from service.worker.periodic import refresh_stats, sweep_expired
 
 
 def series(exposition: bytes) -> int:
@@ -57,8 +58,8 @@ async def run(url: str, namespaces: int) -> None:
                 await api.get(f"/v2/storage/kvs/{ns}/keys/missing", headers=headers)
                 await api.get(f"/v2/storage/kvs/{ns}/keys", headers=headers)
                 await api.get(f"/v2/storage/kvs/{ns}", headers=headers)
-            await worker.sweep_once()
-            await worker.refresh_stats()
+            await sweep_expired(worker.context)
+            await refresh_stats(worker.context)
 
         def counts() -> tuple[int, int]:
             return series(api.app[METRICS].exposition()), series(worker_metrics.exposition())

@@ -7,18 +7,23 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
+from pydantic import SecretStr
 
-from service import server, tenants
-from service.db import Database, open_database
+from service.db.listener import Listener
+from service.db.migrations import MigrationError, apply_migrations
+from service.db.pool import Database, open_database
+from service.domain import tenants
 from service.logs import configure_logging
-from service.metrics import WorkerMetrics, serve_metrics
-from service.migrations import MigrationError, apply_migrations
+from service.metrics import serve_metrics
 from service.settings import Settings
-from service.worker import Worker
+from service.web import supervisor
+from service.worker.loop import Worker
+from service.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("kvs")
 
@@ -66,11 +71,50 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_with_db(settings: Settings, action: Callable[[Database], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        async with open_database(settings, max_size=2) as db:
-            return await action(db)
+    """`action`'s result on the database of DATABASE_URL or, when it is unset, on the
+    development database `kvs dev` keeps in KVS_DATA_DIR (started for the command if it is
+    not running, and stopped again after); says on stderr which one it used."""
+    with _database(settings) as settings:
 
-    return asyncio.run(run())
+        async def run() -> Any:
+            async with open_database(settings, max_size=2) as db:
+                return await action(db)
+
+        return asyncio.run(run())
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Settings]:
+    """The settings with a database: DATABASE_URL's, or the development database, started
+    (and migrated) for the block if it was not running."""
+    if settings.database_url is not None:
+        print("kvs: using the database of DATABASE_URL", file=sys.stderr)
+        yield settings
+        return
+    from service import devdb
+
+    embedded = devdb.EmbeddedPostgres(settings.data_dir / "postgres")
+    was_running = embedded.is_running()
+    url = _start_dev_database(embedded)
+    print(
+        f"kvs: using the development database {url} (data in {embedded.datadir}"
+        f"{'' if was_running else '; started for this command'})",
+        file=sys.stderr,
+    )
+    try:
+        dev = settings.model_copy(update={"database_url": SecretStr(url)})
+        asyncio.run(_migrate(dev))
+        yield dev
+    finally:
+        if not was_running:
+            embedded.stop()
+
+
+def _start_dev_database(embedded) -> str:
+    """Starts the embedded server (or finds it running) with its `kvs` database; its URL."""
+    admin_url = embedded.start()
+    asyncio.run(_ensure_database(admin_url, "kvs"))
+    return embedded.url("kvs")
 
 
 def _fail(message: str) -> None:
@@ -80,7 +124,7 @@ def _fail(message: str) -> None:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     host, port = args.host or settings.host, args.port or settings.port
-    status = server.run(settings, host, port)
+    status = supervisor.run(settings, host, port)
     if status:
         raise SystemExit(status)
 
@@ -90,9 +134,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
         metrics = WorkerMetrics()
         async with (
             serve_metrics(metrics, settings.metrics_host, settings.worker_metrics_port),
-            open_database(settings, metrics=metrics) as db,
+            open_database(settings, observer=metrics) as db,
+            Listener(settings) as listener,
         ):
-            worker = Worker(db, settings, metrics=metrics)
+            worker = Worker(db, settings, metrics=metrics, listener=listener)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
@@ -102,21 +147,22 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(settings.dsn(), timeout=settings.db_connect_timeout)
-        try:
-            applied = await apply_migrations(conn, settings.migrations_dir)
-        finally:
-            await conn.close()
-        for m in applied:
-            print(f"applied {m.version:04d}_{m.name}")
-        if not applied:
-            print("schema is up to date")
-
     try:
-        asyncio.run(run())
+        applied = asyncio.run(_migrate(settings))
     except MigrationError as err:
         _fail(str(err))
+    for m in applied:
+        print(f"applied {m.version:04d}_{m.name}")
+    if not applied:
+        print("schema is up to date")
+
+
+async def _migrate(settings: Settings) -> list:
+    conn = await asyncpg.connect(settings.dsn(), timeout=settings.db_connect_timeout)
+    try:
+        return await apply_migrations(conn, settings.migrations_dir)
+    finally:
+        await conn.close()
 
 
 def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> None:
@@ -139,7 +185,7 @@ def cmd_key_create(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
     try:
         key_id = _run_with_db(settings, lambda db: tenants.revoke_key(db, args.key))
-    except tenants.KeyNotFound as err:
+    except tenants.ApiKeyNotFound as err:
         _fail(str(err))
     print(f"revoked key {key_id}")
 
@@ -156,15 +202,13 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
     embedded = None
     if settings.database_url is None:
         embedded = devdb.EmbeddedPostgres(settings.data_dir / "postgres")
-        admin_url = embedded.start()
-        asyncio.run(_ensure_database(admin_url, "kvs"))
-        os.environ["DATABASE_URL"] = embedded.url("kvs")
+        os.environ["DATABASE_URL"] = _start_dev_database(embedded)
         settings = Settings()
         print(f"kvs: PostgreSQL at {embedded.url('kvs')} (data in {embedded.datadir})")
     worker = None
     try:
         cmd_migrate(settings, args)
-        token = _run_with_db(settings, lambda db: _dev_key(db, settings))
+        token = asyncio.run(_dev_key(settings))
         worker = subprocess.Popen([sys.executable, "-m", "service", "worker"])
         print(
             f"kvs: API on http://{settings.host}:{settings.port} with a provisioning worker; "
@@ -189,8 +233,13 @@ async def _ensure_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
-async def _dev_key(db: Database, settings: Settings) -> str:
+async def _dev_key(settings: Settings) -> str:
     """The development tenant's key: the one kept in the data dir while it still works."""
+    async with open_database(settings, max_size=2) as db:
+        return await _dev_key_in(db, settings)
+
+
+async def _dev_key_in(db: Database, settings: Settings) -> str:
     path = settings.data_dir / "dev-api-key"
     if path.exists():
         token = path.read_text().strip()

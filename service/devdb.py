@@ -77,6 +77,10 @@ class EmbeddedPostgres:
         )
         return self.url()
 
+    def is_running(self) -> bool:
+        """Whether a server runs on this datadir now."""
+        return self.datadir.exists() and self._running_port() is not None
+
     def stop(self) -> None:
         """Stops the server, waiting for it (fast mode: open sessions are ended)."""
         if self._running_port() is not None:

@@ -2,8 +2,8 @@
 
 import subprocess
 
-from service.app import create_app
-from tests.conftest import KVS, make_settings, worker_env
+from service.web.app import create_app
+from tests.support import KVS, make_settings, worker_env
 
 
 def kvs(database_url: str, *args: str) -> subprocess.CompletedProcess:
@@ -50,3 +50,52 @@ async def test_tenant_create_prints_a_working_key_and_key_rotation_works(make_cl
 
     assert kvs(database_url, "key", "revoke", key_id).returncode == 1
     assert kvs(database_url, "key", "create", "nobody").returncode == 1
+
+
+def test_without_database_url_the_commands_use_the_development_database(tmp_path):
+    """Pass: with DATABASE_URL unset, `kvs tenant create` starts the development database of
+    KVS_DATA_DIR (as `kvs dev` keeps it), says so, and stops it again; while that database
+    runs (as under `make run`), `kvs key create` and `kvs key revoke` use it and name it."""
+    import asyncio
+
+    import asyncpg
+
+    from service.devdb import EmbeddedPostgres
+
+    env = {k: v for k, v in worker_env("").items() if k != "DATABASE_URL"}
+    env["KVS_DATA_DIR"] = str(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*KVS, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    created = run("tenant", "create", "acme")
+    assert created.returncode == 0, created.stderr
+    assert "development database" in created.stderr and "started for" in created.stderr
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    assert not server.is_running()
+
+    server.start()
+    try:
+        rotated = run("key", "create", "acme")
+        assert rotated.returncode == 0, rotated.stderr
+        assert server.url("kvs") in rotated.stderr and "started for" not in rotated.stderr
+        first = printed_key(created).split("_")[1]
+        assert run("key", "revoke", first).returncode == 0
+
+        async def keys() -> list:
+            conn = await asyncpg.connect(server.url("kvs"))
+            try:
+                return await conn.fetch(
+                    "SELECT k.id, k.revoked_at IS NOT NULL AS revoked FROM api_keys k"
+                    " JOIN tenants t ON t.id = k.tenant_id WHERE t.name = 'acme' ORDER BY k.id"
+                )
+            finally:
+                await conn.close()
+
+        stored = {row["id"]: row["revoked"] for row in asyncio.run(keys())}
+        assert stored == {first: True, printed_key(rotated).split("_")[1]: False}
+        assert server.is_running()
+    finally:
+        server.stop()

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.metrics import ApiMetrics, WorkerMetrics
 from service.settings import REPO_ROOT, Settings
-from tests.conftest import closed_port, require_tool
-from tests.rawhttp import exchange, wait_until_serving
+from service.web.metrics import ApiMetrics
+from service.worker.metrics import WorkerMetrics
+from tests.support import closed_port, require_tool
+from tests.support.rawhttp import exchange, wait_until_serving
 
 DEPLOY = REPO_ROOT / "deploy"
 OVERLAYS = sorted(p.name for p in (DEPLOY / "overlays").iterdir())
@@ -182,7 +183,7 @@ async def test_the_wheel_the_containerfile_installs_serves_outside_the_checkout(
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
-    assert list((site / "service" / "sql").glob("*.sql"))
+    assert list((site / "service" / "db" / "sql").glob("*.sql"))
 
     # The image's layout: migrations and spec copied away from any checkout.
     share = tmp_path / "share"

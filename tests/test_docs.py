@@ -2,7 +2,7 @@
 
 import re
 
-from service.errors import ERROR_CODES
+from service.api.telnyx.codes import ERROR_CODES
 from service.settings import REPO_ROOT, Settings
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -48,7 +48,8 @@ def test_the_readme_names_every_kvs_command():
 
 
 def test_the_readme_lists_every_metric():
-    from service.metrics import ApiMetrics, WorkerMetrics
+    from service.web.metrics import ApiMetrics
+    from service.worker.metrics import WorkerMetrics
 
     families = [*ApiMetrics().registry.collect(), *WorkerMetrics().registry.collect()]
     exported = {family.name for family in families}

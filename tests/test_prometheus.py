@@ -10,8 +10,8 @@ import time
 import aiohttp
 import yaml
 
-from tests.conftest import KVS, closed_port, require_tool, stop_processes, worker_env
-from tests.rawhttp import wait_until_serving
+from tests.support import KVS, closed_port, require_tool, stop_processes, worker_env
+from tests.support.rawhttp import wait_until_serving
 
 PUTS, MISSES = 7, 3
 

@@ -18,15 +18,14 @@ import asyncpg
 import pytest
 from yarl import URL
 
-from service import tenants
-from service.db import open_database
+from service.db.migrations import apply_migrations
+from service.db.pool import open_database
 from service.devdb import EmbeddedPostgres
-from service.migrations import apply_migrations
-from service.models import NamespaceCreate
-from service.namespaces import create_namespace
-from service.worker import Worker
-from tests.conftest import MIGRATIONS, Tenant, drain, key_url, make_settings
+from service.domain import tenants
+from service.domain.namespaces import create_namespace
+from service.worker.loop import Worker
 from tests.reliability.linearizability import Op, is_linearizable
+from tests.support import MIGRATIONS, Tenant, drain, key_url, make_settings
 
 # Statuses after which a write may or may not have taken effect; any exception counts too.
 UNKNOWN_OUTCOME = {503, 504}
@@ -218,6 +217,6 @@ async def tenant_with_namespace(database_url: str) -> tuple[Tenant, object]:
     settings = make_settings(database_url)
     async with open_database(settings) as db:
         tenant_id, key = await tenants.create_tenant(db, "reliability")
-        namespace = await create_namespace(db, tenant_id, NamespaceCreate(name="reliable"))
+        namespace = await create_namespace(db, tenant_id, "reliable")
         await drain(Worker(db, settings))
     return Tenant(tenant_id, key.token), namespace.id

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from service.app import create_app
-from service.appkeys import METRICS
-from tests.conftest import make_settings
+from service.web.app import create_app
+from service.web.appkeys import METRICS
+from tests.support import make_settings
 
 BASE = "/v2/storage/kvs"
 WRONG = {"Authorization": "Bearer kvs_0000000000000000_" + "A" * 43}
@@ -18,12 +18,13 @@ async def limited(make_client, database_url):
     return await make_client(create_app(settings))
 
 
-async def test_past_the_limit_an_address_gets_429_with_retry_after_even_with_a_valid_key(
+async def test_past_the_limit_an_address_gets_429_with_retry_after_for_keys_not_seen_to_work(
     limited, tenant
 ):
-    """Pass: 5 failed attempts answer 401, the 6th and a request with a valid key from the same
-    address answer 429 in the contract's shape with Retry-After; the allowance refills at 5 a
-    minute, so one more attempt is allowed 12 s later (checked by the Retry-After given)."""
+    """Pass: 5 failed attempts answer 401, the 6th and a request with a key this process has
+    never seen authenticate, from the same address, answer 429 in the contract's shape with
+    Retry-After (that lookup is what the limit bounds); the allowance refills at 5 a minute,
+    so one more attempt is allowed 12 s later (checked by the Retry-After given)."""
     client = limited
     for _ in range(5):
         assert (await client.get(BASE, headers=WRONG)).status == 401
@@ -35,7 +36,9 @@ async def test_past_the_limit_an_address_gets_429_with_retry_after_even_with_a_v
     assert valid.status == 429
 
 
-async def test_the_limit_is_per_client_address_and_valid_keys_never_count(limited, tenant):
+async def test_the_limit_is_per_client_address_and_valid_keys_never_count(
+    limited, tenant, other_tenant
+):
     """Pass: one address locked out does not affect another (X-Forwarded-For appended by the
     one trusted proxy); 50 requests with a valid key from an address take nothing from it."""
     client = limited
@@ -48,7 +51,37 @@ async def test_the_limit_is_per_client_address_and_valid_keys_never_count(limite
     assert (await client.get(BASE, headers={**tenant.headers, **other})).status == 200
     # Entries left of the trusted proxy's are the client's own words: they change nothing.
     spoofed = {"X-Forwarded-For": "192.0.2.1, 198.51.100.7"}
-    assert (await client.get(BASE, headers={**tenant.headers, **spoofed})).status == 429
+    assert (await client.get(BASE, headers={**other_tenant.headers, **spoofed})).status == 429
+
+
+@pytest.mark.parametrize("cache_seconds", ["5", "0"])
+async def test_a_key_that_worked_here_keeps_working_through_a_guessing_flood_from_its_address(
+    make_client, database_url, tenant, cache_seconds
+):
+    """Pass: a tenant's key authenticates once; then 200 guesses (each a different key, some
+    concurrent) come from the same address, one client behind a NAT gone wrong. The guesses
+    are held back as ever (exactly the allowance of 5 answer 401, the rest 429), and every one
+    of 60 requests with the tenant's key, interleaved with them, answers 200: with the key
+    cache, and without it (KVS_AUTH_CACHE_SECONDS=0: each of those is a database lookup, not
+    a guess, since this very key authenticated here a moment ago)."""
+    settings = make_settings(
+        database_url, auth_failures_per_minute=5, auth_cache_seconds=float(cache_seconds)
+    )
+    client = await make_client(create_app(settings))
+    assert (await client.get(BASE, headers=tenant.headers)).status == 200
+
+    def guess(n: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer kvs_{n:016x}_" + "A" * 43}
+
+    guesses: list[int] = []
+    valid: list[int] = []
+    for round_ in range(20):
+        batch = [client.get(BASE, headers=guess(round_ * 10 + i)) for i in range(10)]
+        guesses += [r.status for r in await asyncio.gather(*batch)]
+        for _ in range(3):
+            valid.append((await client.get(BASE, headers=tenant.headers)).status)
+    assert sorted(guesses) == [401] * 5 + [429] * 195
+    assert valid == [200] * 60
 
 
 async def test_concurrent_guesses_are_held_to_the_limit(limited):

@@ -8,9 +8,8 @@ import time
 import aiohttp
 import asyncpg
 
-from service.app import create_app
-from service.appkeys import DATABASE
-from tests.conftest import make_settings
+from service.web.app import create_app
+from service.web.appkeys import DATABASE
 from tests.reliability.harness import (
     Outcome,
     Recorder,
@@ -18,6 +17,7 @@ from tests.reliability.harness import (
     own_postgres,
     tenant_with_namespace,
 )
+from tests.support import make_settings
 
 RECOVERY_SECONDS = 5.0
 

@@ -6,11 +6,11 @@ import time
 
 import aiohttp
 
-from service.app import create_app
-from service.worker import Worker
-from tests.conftest import key_url
+from service.web.app import create_app
+from service.worker.loop import Worker
 from tests.reliability.harness import random_body
-from tests.workers import wait_until
+from tests.support import key_url
+from tests.support.workers import wait_until
 
 
 async def test_no_write_acknowledged_after_the_delete_is_kept_and_no_row_is_left(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import aiohttp
 
-from service.app import create_app
-from tests.conftest import key_url, make_settings
+from service.web.app import create_app
 from tests.reliability.harness import body_hash, own_postgres, small_disk, tenant_with_namespace
+from tests.support import key_url, make_settings
 
 HEADROOM = 4 * 1024 * 1024  # left free on the data volume when the load starts
 RECOVERY_SECONDS = 5.0

@@ -7,8 +7,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import closed_port, start_kvs_serve, stop_processes
-from tests.rawhttp import exchange
+from tests.support import closed_port, start_kvs_serve, stop_processes
+from tests.support.rawhttp import exchange
 
 HOST = "Host: 127.0.0.1\r\n"
 

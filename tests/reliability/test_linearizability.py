@@ -7,7 +7,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from service.app import create_app
+from service.web.app import create_app
 from tests.reliability.harness import Recorder, mixed_clients
 
 KEYS = [f"reg{i}" for i in range(8)]

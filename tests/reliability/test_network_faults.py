@@ -7,9 +7,9 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from service.app import create_app
-from tests.conftest import key_url, make_settings
+from service.web.app import create_app
 from tests.reliability.tcpproxy import FaultyProxy
+from tests.support import key_url, make_settings
 
 COMMAND_TIMEOUT, CONNECT_TIMEOUT, ACQUIRE_TIMEOUT = 2.0, 1.0, 1.0
 # The longest a database call may take (service/db.py), and some slack for the HTTP around it.

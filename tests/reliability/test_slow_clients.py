@@ -5,8 +5,8 @@ import json
 import os
 import time
 
-from tests.conftest import start_kvs_serve, stop_processes
-from tests.rawhttp import exchange, read_response
+from tests.support import start_kvs_serve, stop_processes
+from tests.support.rawhttp import exchange, read_response
 
 IDLE_TIMEOUT, BODY_TIMEOUT = 2.0, 3.0
 

@@ -10,7 +10,7 @@ import time
 import aiohttp
 import asyncpg
 
-from tests.conftest import key_url, start_kvs_serve, start_kvs_worker, stop_processes
+from tests.support import key_url, start_kvs_serve, start_kvs_worker, stop_processes
 
 SECONDS = float(os.environ.get("KVS_RELIABILITY_SECONDS", "60"))
 RATE = 200  # requests a second, offered at a steady pace whatever the answers take

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from service.settings import REPO_ROOT
-from tests.conftest import key_url
+from tests.support import key_url
 
 SPEC = yaml.safe_load((REPO_ROOT / "openapi" / "openapi.yaml").read_text())
 # Every operation on a namespace, from the contract itself, so a new route joins the matrix.

@@ -12,9 +12,9 @@ from datetime import datetime
 import aiohttp
 import asyncpg
 
-from tests.conftest import key_url, start_kvs_serve, start_kvs_worker, stop_processes
 from tests.reliability.harness import body_hash
-from tests.workers import wait_until
+from tests.support import key_url, start_kvs_serve, start_kvs_worker, stop_processes
+from tests.support.workers import wait_until
 
 SECONDS = 15.0
 IN_FLIGHT = 150  # keys between their first write and their rewrite at any moment

@@ -1,0 +1,199 @@
+"""Routes under /v2/storage/kvs/{id}/keys: raw-byte values with their Content-Type."""
+
+import re
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiohttp import HttpVersion11, hdrs, web
+
+from service.api.telnyx.codes import InvalidTtl
+from service.domain import keys as kv
+from service.domain.errors import ValueTooLarge
+from service.web.appkeys import DATABASE
+from service.web.auth import tenant_of
+from service.web.errors import BadRequest
+from service.web.front import answer_before_middlewares, expect_continue
+from service.web.parsing import (
+    body_deadline,
+    decode_cursor,
+    encode_cursor,
+    etag,
+    header_list,
+    parse_boolean,
+    parse_content_type,
+    parse_etags,
+    parse_positive_int,
+    parse_uuid,
+    refuse_content_encoding,
+)
+
+routes = web.RouteTableDef()
+
+# Any character, newlines included: the handler, not the router, decides what a key may be.
+KEY_PATH = r"/storage/kvs/{id:[^/]+}/keys/{key:[\s\S]*}"
+EXPIRES_HEADER = "X-Expires-At"
+_TTL = re.compile(r"[0-9]{1,11}")
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _entry_headers(version: int, expires_at: datetime | None) -> dict[str, str]:
+    headers = {hdrs.ETAG: etag(version)}
+    if expires_at is not None:
+        headers[EXPIRES_HEADER] = _rfc3339(expires_at)
+    return headers
+
+
+def _too_large(length: int | None) -> bool:
+    return length is not None and length > kv.MAX_VALUE_BYTES
+
+
+async def expect_within_limit(request: web.Request) -> web.StreamResponse | None:
+    """Answers `Expect: 100-continue` with a final 413 when the declared body is too large, so
+    the client never sends it; otherwise as every route does (`expect_continue`)."""
+    continuing = request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
+    if request.version == HttpVersion11 and continuing and _too_large(request.content_length):
+        response = answer_before_middlewares(request, ValueTooLarge(kv.MAX_VALUE_BYTES))
+        response.force_close()
+        return response
+    return await expect_continue(request)
+
+
+async def read_value(request: web.Request) -> bytearray:
+    """The request body, refused as soon as it passes the limit, whatever its framing, or
+    when it takes longer than `body_timeout`."""
+    if _too_large(request.content_length):
+        raise ValueTooLarge(kv.MAX_VALUE_BYTES)
+    body = bytearray()
+    async with body_deadline(request):
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > kv.MAX_VALUE_BYTES:
+                raise ValueTooLarge(kv.MAX_VALUE_BYTES)
+    return body
+
+
+def parse_ttl(query: Any) -> int | None:
+    """`ttl_secs` as whole seconds in 1..MAX_TTL_SECONDS, or None when absent."""
+    if "ttl" in query:
+        raise InvalidTtl("The 'ttl' parameter is not supported; use 'ttl_secs'.", parameter="ttl")
+    values = query.getall("ttl_secs", [])
+    if not values:
+        return None
+    if (
+        len(values) > 1
+        or not _TTL.fullmatch(values[0])
+        or not 1 <= int(values[0]) <= kv.MAX_TTL_SECONDS
+    ):
+        raise InvalidTtl(
+            f"'ttl_secs' must be one whole number of seconds from 1 to {kv.MAX_TTL_SECONDS}.",
+            parameter="ttl_secs",
+        )
+    return int(values[0])
+
+
+@routes.put(KEY_PATH, expect_handler=expect_within_limit)
+async def put_key(request: web.Request) -> web.Response:
+    namespace_id = parse_uuid(request.match_info["id"])
+    key = kv.validate_key(request.match_info["key"])
+    ttl = parse_ttl(request.query)
+    content_type = parse_content_type(request.headers)
+    refuse_content_encoding(request.headers)
+    if_match = header_list(request.headers, hdrs.IF_MATCH)
+    if_none_match = header_list(request.headers, hdrs.IF_NONE_MATCH)
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise BadRequest("On PUT, If-None-Match supports only '*'.", parameter="If-None-Match")
+    versions = None if if_match is None else parse_etags(if_match, weak=False)
+    if versions is not None and if_none_match is not None:
+        # RFC 9110: If-Match must hold (a live value exists) and If-None-Match: * must hold
+        # (none exists): never both, so nothing may match.
+        versions = []
+    value = await read_value(request)
+    written = await kv.put_value(
+        request.config_dict[DATABASE],
+        tenant_of(request),
+        namespace_id,
+        key,
+        value,
+        content_type,
+        ttl_seconds=ttl,
+        if_match=versions,
+        if_absent=if_none_match is not None,
+    )
+    return web.Response(
+        status=201 if written.created else 200,
+        headers=_entry_headers(written.version, written.expires_at),
+    )
+
+
+@routes.get(KEY_PATH)
+async def get_key(request: web.Request) -> web.Response:
+    """GET, and HEAD (which aiohttp routes here too): the stored bytes and Content-Type."""
+    namespace_id = parse_uuid(request.match_info["id"])
+    key = kv.validate_key(request.match_info["key"])
+    if_none_match = header_list(request.headers, hdrs.IF_NONE_MATCH)
+    known = [] if if_none_match is None else parse_etags(if_none_match, weak=True)
+    head = request.method == hdrs.METH_HEAD
+    entry = await kv.get_value(
+        request.config_dict[DATABASE],
+        tenant_of(request),
+        namespace_id,
+        key,
+        with_value=not head and known != "*",
+        known_versions=None if known == "*" else known,
+    )
+    headers = _entry_headers(entry.version, entry.expires_at)
+    if known == "*" or entry.version in known:
+        return web.Response(status=304, headers=headers)
+    headers[hdrs.CONTENT_TYPE] = entry.content_type
+    if head:
+        headers[hdrs.CONTENT_LENGTH] = str(entry.size_bytes)
+        return web.Response(headers=headers)
+    return web.Response(body=entry.value, headers=headers)
+
+
+@routes.delete(KEY_PATH)
+async def delete_key(request: web.Request) -> web.Response:
+    namespace_id = parse_uuid(request.match_info["id"])
+    key = kv.validate_key(request.match_info["key"])
+    if_match = header_list(request.headers, hdrs.IF_MATCH)
+    await kv.delete_value(
+        request.config_dict[DATABASE],
+        tenant_of(request),
+        namespace_id,
+        key,
+        if_match=None if if_match is None else parse_etags(if_match, weak=False),
+    )
+    return web.Response(status=204)
+
+
+@routes.get("/storage/kvs/{id:[^/]+}/keys", allow_head=False)
+async def list_keys(request: web.Request) -> web.Response:
+    namespace_id = parse_uuid(request.match_info["id"])
+    q = request.query
+    prefix = kv.validate_key_fragment(q.get("prefix", ""), "prefix")
+    start = kv.validate_key_fragment(q["start"], "start") if "start" in q else None
+    end = kv.validate_key_fragment(q["end"], "end") if "end" in q else None
+    limit = parse_positive_int(q, "limit", default=kv.MAX_LIST_LIMIT, cap=kv.MAX_LIST_LIMIT)
+    reverse = parse_boolean(q, "reverse")
+    after = decode_cursor(q["cursor"], reverse) if q.get("cursor") else None
+    query = kv.ListQuery(prefix, start, end, after, limit, reverse)
+    page = await kv.list_values(
+        request.config_dict[DATABASE], tenant_of(request), namespace_id, query
+    )
+    return web.Response(body=render_key_list(page, reverse), content_type="application/json")
+
+
+def render_key_list(page: kv.KeyPage, reverse: bool) -> bytes:
+    """The listing's JSON (schema KvKeyList in openapi/openapi.yaml): orjson writes the items
+    (key, size_bytes, updated_at, and the extensions content_type and expires_at) straight
+    from their dataclasses; a pydantic model per item took most of a page's CPU."""
+    cursor = encode_cursor(page.last_key, reverse) if page.has_more else None
+    meta = {"cursor": cursor, "has_more": page.has_more}
+    return orjson.dumps(
+        {"record_type": "storage_kv_key", "data": page.items, "meta": meta},
+        option=orjson.OPT_UTC_Z,
+    )

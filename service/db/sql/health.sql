@@ -1,0 +1,2 @@
+-- read: schema_version
+SELECT coalesce(max(version), 0) FROM schema_migrations;

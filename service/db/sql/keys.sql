@@ -1,0 +1,120 @@
+-- Every key statement checks the namespace (ownership, status, TTL support) in the same
+-- statement, so a key request costs one round trip. Each returns the namespace's status and,
+-- when the namespace is ready, the outcome; no row at all means no such namespace for this
+-- tenant. An expired row is treated everywhere as absent, whether or not a sweep removed it.
+-- Parameters: $1 namespace id, $2 tenant id, $3 key.
+
+-- write: put_entry
+-- $4 value, $5 content type, $6 ttl seconds (NULL: no expiry), $7 create only (If-None-Match:
+-- *): then a live value is left alone and no row comes back.
+WITH ns AS (
+    SELECT status, ttl_support FROM namespaces WHERE id = $1 AND tenant_id = $2
+), written AS (
+    INSERT INTO kv_entries AS e (namespace_id, key, value, content_type, size_bytes, expires_at,
+                                 version, created_version)
+    SELECT $1, $3, $4::bytea, $5::text, octet_length($4::bytea),
+           now() + make_interval(secs => $6), v.v, v.v
+    FROM ns, LATERAL (SELECT nextval('kv_versions') AS v) v
+    WHERE ns.status = 'provision_ok' AND ($6::float8 IS NULL OR ns.ttl_support)
+    ON CONFLICT (namespace_id, key) DO UPDATE SET
+        value = EXCLUDED.value, content_type = EXCLUDED.content_type,
+        size_bytes = EXCLUDED.size_bytes, expires_at = EXCLUDED.expires_at,
+        updated_at = now(), version = EXCLUDED.version,
+        created_version = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
+                               THEN e.created_version ELSE EXCLUDED.version END,
+        created_at = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
+                          THEN e.created_at ELSE now() END
+    WHERE NOT $7 OR e.expires_at <= now()
+    RETURNING version, version = created_version AS created, expires_at
+)
+SELECT ns.status, ns.ttl_support, w.version, w.created, w.expires_at
+FROM ns LEFT JOIN written w ON true;
+
+-- write: put_entry_if_match
+-- Replaces the live value only if its version is one of $7 (If-Match); NULL $7 means any
+-- live value (If-Match: *). A concurrent write in between makes the version differ, so this is
+-- a compare-and-set.
+WITH ns AS (
+    SELECT status, ttl_support FROM namespaces WHERE id = $1 AND tenant_id = $2
+), written AS (
+    UPDATE kv_entries AS e SET
+        value = $4::bytea, content_type = $5::text, size_bytes = octet_length($4::bytea),
+        expires_at = now() + make_interval(secs => $6), updated_at = now(),
+        version = nextval('kv_versions')
+    FROM ns
+    WHERE e.namespace_id = $1 AND e.key = $3
+      AND ns.status = 'provision_ok' AND ($6::float8 IS NULL OR ns.ttl_support)
+      AND (e.expires_at IS NULL OR e.expires_at > now())
+      AND ($7::bigint[] IS NULL OR e.version = ANY($7))
+    RETURNING e.version, false AS created, e.expires_at
+)
+SELECT ns.status, ns.ttl_support, w.version, w.created, w.expires_at
+FROM ns LEFT JOIN written w ON true;
+
+-- read: get_entry
+-- $4 versions the client holds (If-None-Match): the value is not sent back when it is one.
+SELECT ns.status, e.version, e.content_type, e.size_bytes, e.expires_at,
+       CASE WHEN e.version = ANY($4::bigint[]) THEN NULL ELSE e.value END AS value
+FROM namespaces ns
+LEFT JOIN kv_entries e ON ns.status = 'provision_ok' AND e.namespace_id = ns.id AND e.key = $3
+                      AND (e.expires_at IS NULL OR e.expires_at > now())
+WHERE ns.id = $1 AND ns.tenant_id = $2;
+
+-- read: head_entry
+SELECT ns.status, e.version, e.content_type, e.size_bytes, e.expires_at
+FROM namespaces ns
+LEFT JOIN kv_entries e ON ns.status = 'provision_ok' AND e.namespace_id = ns.id AND e.key = $3
+                      AND (e.expires_at IS NULL OR e.expires_at > now())
+WHERE ns.id = $1 AND ns.tenant_id = $2;
+
+-- write: delete_entry
+-- $4: whether the delete is conditional (If-Match); $5 the versions it may remove, NULL for
+-- any live one (If-Match: *). Returns how many rows went.
+WITH ns AS (
+    SELECT status FROM namespaces WHERE id = $1 AND tenant_id = $2
+), deleted AS (
+    DELETE FROM kv_entries e USING ns
+    WHERE e.namespace_id = $1 AND e.key = $3 AND ns.status = 'provision_ok'
+      AND (NOT $4 OR ((e.expires_at IS NULL OR e.expires_at > now())
+                      AND ($5::bigint[] IS NULL OR e.version = ANY($5))))
+    RETURNING 1
+)
+SELECT ns.status, (SELECT count(*) FROM deleted) AS deleted FROM ns;
+
+-- read: list_entries
+-- Keyset pagination: $3 inclusive lower bound, $4 exclusive lower bound (the cursor),
+-- $5 exclusive upper bound, $6 how many. All bounds are index conditions.
+SELECT ns.status, e.key, e.size_bytes, e.updated_at, e.content_type, e.expires_at
+FROM namespaces ns
+LEFT JOIN LATERAL (
+    SELECT key, size_bytes, updated_at, content_type, expires_at FROM kv_entries
+    WHERE namespace_id = $1 AND key >= $3 AND key > $4 AND key < $5
+      AND (expires_at IS NULL OR expires_at > now())
+    ORDER BY key
+    LIMIT $6
+) e ON ns.status = 'provision_ok'
+WHERE ns.id = $1 AND ns.tenant_id = $2;
+
+-- read: list_entries_reverse
+-- As list_entries, in descending key order: $4 is the exclusive upper bound (the cursor).
+SELECT ns.status, e.key, e.size_bytes, e.updated_at, e.content_type, e.expires_at
+FROM namespaces ns
+LEFT JOIN LATERAL (
+    SELECT key, size_bytes, updated_at, content_type, expires_at FROM kv_entries
+    WHERE namespace_id = $1 AND key >= $3 AND key < $4 AND key < $5
+      AND (expires_at IS NULL OR expires_at > now())
+    ORDER BY key DESC
+    LIMIT $6
+) e ON ns.status = 'provision_ok'
+WHERE ns.id = $1 AND ns.tenant_id = $2;
+
+-- write: sweep_expired
+-- Deletes up to $1 expired rows. Rows a writer holds are skipped, and the expiry is checked
+-- again on the row being deleted: a key rewritten without TTL meanwhile is never removed.
+DELETE FROM kv_entries e
+WHERE (e.namespace_id, e.key) IN (
+    SELECT namespace_id, key FROM kv_entries
+    WHERE expires_at <= now()
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+) AND e.expires_at <= now();

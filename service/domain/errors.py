@@ -1,0 +1,94 @@
+"""What the domain refuses, in its own terms: no HTTP status, header or vendor code.
+
+Each exception's `field` names the offending input as the domain calls it (`namespace`, `key`,
+`name`, `ttl`, `if_match`, `if_absent`, `prefix`…); every API surface renders it in its own
+terms (a path parameter, a header, a JSON pointer) and gives the exception its own code.
+"""
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on; the message is one sentence for a person."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(DomainError):
+    """A value the domain cannot take (a key bound with other characters, say)."""
+
+
+class InvalidKey(InvalidInput):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="key")
+
+
+class NotFound(DomainError):
+    pass
+
+
+class NamespaceNotFound(NotFound):
+    """No such namespace for this tenant: another tenant's looks exactly the same."""
+
+    def __init__(self) -> None:
+        super().__init__("The namespace does not exist.", field="namespace")
+
+
+class KeyNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("The key does not exist.", field="key")
+
+
+class NamespaceNameTaken(DomainError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A namespace named '{name}' exists already.", field="name")
+
+
+class NamespaceDeleting(DomainError):
+    def __init__(self, namespace_id: object) -> None:
+        super().__init__(f"Namespace {namespace_id} is being deleted already.", field="namespace")
+
+
+class NamespaceNotReady(DomainError):
+    def __init__(self, status: str) -> None:
+        super().__init__(
+            f"The namespace is {status}; keys can be used once it is provision_ok.",
+            field="namespace",
+        )
+
+
+class TtlNotSupported(DomainError):
+    def __init__(self) -> None:
+        super().__init__("This namespace was created without TTL support.", field="ttl")
+
+
+class PreconditionFailed(DomainError):
+    """A conditional write or delete whose condition (`if_match` or `if_absent`) failed."""
+
+
+class ValueTooLarge(DomainError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"A value is at most {limit} bytes.", field="value")
+        self.limit = limit
+
+
+class AuthenticationFailed(DomainError):
+    """The credentials name no tenant: malformed, unknown or revoked."""
+
+
+class StoreUnavailable(DomainError):
+    """The database cannot be reached right now; nothing was done. Retry shortly."""
+
+
+class StoreTimeout(DomainError):
+    """The database did not answer in time; a write's outcome is unknown."""
+
+
+class StoreFull(StoreUnavailable):
+    """The database's disk is full: the write was not made; reads still work."""
+
+
+# The database failing as a whole rather than one statement: the worker records no error
+# against the job it was running (its lease runs out and it is claimed again) and pauses.
+STORE_DOWN = (StoreUnavailable, StoreTimeout)

@@ -1,0 +1,232 @@
+"""Keys and their values inside a namespace. Every operation is one SQL statement that also
+checks the namespace, so each costs one database round trip."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+
+from service.db.pool import Database
+from service.db.queries import queries
+from service.domain.errors import (
+    InvalidInput,
+    InvalidKey,
+    KeyNotFound,
+    NamespaceNotFound,
+    NamespaceNotReady,
+    PreconditionFailed,
+    TtlNotSupported,
+)
+
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_TTL_SECONDS = 9_223_372_036
+MAX_LIST_LIMIT = 1000
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+_KEY = re.compile(r"[A-Za-z0-9\-_/=.]{1,256}")
+_KEY_CHARS = re.compile(r"[A-Za-z0-9\-_/=.]{0,256}")
+# Greater than every key: keys are made of characters below 0x7f.
+_ABOVE_ALL_KEYS = "\x7f"
+
+# "Any live version" as a write's condition.
+AnyVersion = Literal["*"]
+
+
+def validate_key(name: str) -> str:
+    """The key name if the contract allows it; InvalidKey otherwise."""
+    if not _KEY.fullmatch(name):
+        raise InvalidKey("A key is 1 to 256 characters from a-z A-Z 0-9 - _ / = .")
+    if name.startswith("_"):
+        raise InvalidKey("Keys starting with '_' are reserved.")
+    return name
+
+
+@dataclass(frozen=True)
+class Written:
+    created: bool
+    version: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Entry:
+    version: int
+    content_type: str
+    size_bytes: int
+    expires_at: datetime | None
+    value: bytes | None  # None when the caller already holds this version, or for HEAD
+
+
+def _check_ready(row: asyncpg.Record | None, *, ttl: bool = False) -> None:
+    """Raises unless the row is of a namespace that exists for this tenant and takes key
+    operations (with a TTL, when `ttl`)."""
+    if row is None:
+        raise NamespaceNotFound()
+    if row["status"] != "provision_ok":
+        raise NamespaceNotReady(row["status"])
+    if ttl and not row["ttl_support"]:
+        raise TtlNotSupported()
+
+
+async def put_value(
+    db: Database,
+    tenant_id: UUID,
+    namespace_id: UUID,
+    key: str,
+    value: bytes,
+    content_type: str,
+    *,
+    ttl_seconds: int | None = None,
+    if_match: list[int] | AnyVersion | None = None,
+    if_absent: bool = False,
+) -> Written:
+    """Stores the value; `created` tells a new key (or one that had expired) from a replaced one.
+
+    `if_absent` writes only if no live value exists; `if_match` only over one of those
+    versions (or over any live value for "*"). Either failing raises PreconditionFailed.
+    """
+    args = (namespace_id, tenant_id, key, value, content_type, ttl_seconds)
+    try:
+        if if_match is not None:
+            versions = None if if_match == "*" else if_match
+            row = await db.fetchrow(queries().put_entry_if_match, *args, versions)
+        else:
+            row = await db.fetchrow(queries().put_entry, *args, if_absent)
+    except asyncpg.ForeignKeyViolationError as err:
+        # The namespace was removed between this statement's snapshot and its insert.
+        raise NamespaceNotFound() from err
+    _check_ready(row, ttl=ttl_seconds is not None)
+    if row["version"] is None:
+        raise PreconditionFailed(
+            "The key exists." if if_absent else "The key's current version does not match.",
+            field="if_absent" if if_absent else "if_match",
+        )
+    return Written(row["created"], row["version"], row["expires_at"])
+
+
+async def get_value(
+    db: Database,
+    tenant_id: UUID,
+    namespace_id: UUID,
+    key: str,
+    *,
+    with_value: bool = True,
+    known_versions: list[int] | None = None,
+) -> Entry:
+    """The live value and its metadata; KeyNotFound if absent or expired.
+
+    The value is left out when `with_value` is false or its version is in `known_versions`.
+    """
+    if with_value:
+        row = await db.fetchrow(
+            queries().get_entry, namespace_id, tenant_id, key, known_versions or []
+        )
+    else:
+        row = await db.fetchrow(queries().head_entry, namespace_id, tenant_id, key)
+    _check_ready(row)
+    if row["version"] is None:
+        raise KeyNotFound()
+    value = row["value"] if with_value else None
+    return Entry(row["version"], row["content_type"], row["size_bytes"], row["expires_at"], value)
+
+
+async def delete_value(
+    db: Database,
+    tenant_id: UUID,
+    namespace_id: UUID,
+    key: str,
+    *,
+    if_match: list[int] | AnyVersion | None = None,
+) -> None:
+    """Deletes the key; deleting an absent key succeeds unless `if_match` is given."""
+    versions = None if if_match in (None, "*") else if_match
+    row = await db.fetchrow(
+        queries().delete_entry, namespace_id, tenant_id, key, if_match is not None, versions
+    )
+    _check_ready(row)
+    if if_match is not None and row["deleted"] == 0:
+        raise PreconditionFailed("The key's current version does not match.", field="if_match")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Which keys a listing wants: those from `start` (inclusive) to `end` (exclusive) that
+    begin with `prefix`, after the key `after` (a previous page's last), in byte order or
+    reversed."""
+
+    prefix: str = ""
+    start: str | None = None
+    end: str | None = None
+    after: str | None = None
+    limit: int = MAX_LIST_LIMIT
+    reverse: bool = False
+
+
+def validate_key_fragment(value: str, field: str) -> str:
+    """A prefix or range bound: key characters, at most 256."""
+    if not _KEY_CHARS.fullmatch(value):
+        raise InvalidInput(
+            f"'{field}' may hold only key characters (a-z A-Z 0-9 - _ / = .), at most 256.",
+            field=field,
+        )
+    return value
+
+
+def is_key(name: str) -> bool:
+    """Whether `name` is made of key characters, 1 to 256 of them."""
+    return _KEY.fullmatch(name) is not None
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string above every string that starts with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else _ABOVE_ALL_KEYS
+
+
+@dataclass(slots=True)
+class KeyInfo:
+    """A listed key: what a listing tells of it without its value."""
+
+    key: str
+    size_bytes: int
+    updated_at: datetime
+    content_type: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPage:
+    """One page of a listing; `has_more` when keys beyond its last remain."""
+
+    items: list[KeyInfo]
+    has_more: bool
+
+    @property
+    def last_key(self) -> str | None:
+        return self.items[-1].key if self.items else None
+
+
+async def list_values(
+    db: Database, tenant_id: UUID, namespace_id: UUID, query: ListQuery
+) -> KeyPage:
+    """One page of live keys in byte order (or reversed)."""
+    low = max(query.prefix, query.start or "")
+    high = min(_prefix_end(query.prefix), query.end or _ABOVE_ALL_KEYS)
+    limit = min(query.limit, MAX_LIST_LIMIT)
+    if query.reverse:
+        sql, bound = queries().list_entries_reverse, query.after or _ABOVE_ALL_KEYS
+    else:
+        sql, bound = queries().list_entries, query.after or ""
+    rows = await db.fetch(sql, namespace_id, tenant_id, low, bound, high, limit + 1)
+    _check_ready(rows[0] if rows else None)
+    items = [
+        KeyInfo(r["key"], r["size_bytes"], r["updated_at"], r["content_type"], r["expires_at"])
+        for r in rows
+        if r["key"] is not None
+    ]
+    if len(items) > limit:
+        del items[limit:]
+        return KeyPage(items, True)
+    return KeyPage(items, False)

@@ -1,1 +1,0 @@
-"""HTTP handlers: parse the input, call one domain function, shape the answer."""

@@ -1,2 +1,0 @@
--- name: schema_version
-SELECT coalesce(max(version), 0) FROM schema_migrations;

@@ -1,0 +1,77 @@
+"""The application factory: the root app with the operator routes, and one sub-application
+per API surface."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service.api import telnyx
+from service.api.telnyx.errors import TelnyxErrors
+from service.db.migrations import latest_version
+from service.db.pool import open_database
+from service.domain.keys import MAX_VALUE_BYTES
+from service.metrics import serve_metrics
+from service.settings import Settings
+from service.web import ops
+from service.web.appkeys import (
+    AUTH_LIMITER,
+    DATABASE,
+    ERRORS,
+    KEY_CACHE,
+    METRICS,
+    METRICS_PORT,
+    OPENAPI,
+    SCHEMA_VERSION,
+    SETTINGS,
+    SHUTTING_DOWN,
+)
+from service.web.front import front_middleware, with_expect_handler
+from service.web.keycache import KeyCache
+from service.web.metrics import ApiMetrics
+from service.web.openapi import load_document
+from service.web.ratelimit import FailureLimiter
+
+# Each surface: where it is mounted, and the factory of its sub-application.
+SURFACES = ((telnyx.PREFIX, telnyx.create_surface),)
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_database(app[SETTINGS], observer=app[METRICS]) as db:
+        app[DATABASE] = db
+        yield
+
+
+async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with serve_metrics(app[METRICS], settings.metrics_host, settings.metrics_port) as port:
+        app[METRICS_PORT] = port
+        yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The API application; its pool opens on startup and closes on cleanup."""
+    metrics = ApiMetrics()
+    app = web.Application(
+        middlewares=[front_middleware(metrics)],
+        client_max_size=MAX_VALUE_BYTES,
+        # Values are stored as the bytes sent: a handler refuses an encoded body (415) rather
+        # than have the parser decode it, or reject an unknown coding in plain text.
+        handler_args={"auto_decompress": False},
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    # Outside every surface (operator routes, unknown paths, malformed HTTP) the answers take
+    # the shape of the service's first surface.
+    app[ERRORS] = TelnyxErrors()
+    app[SHUTTING_DOWN] = asyncio.Event()
+    app[KEY_CACHE] = KeyCache(settings.auth_cache_seconds)
+    app[AUTH_LIMITER] = FailureLimiter(settings.auth_failures_per_minute)
+    app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
+    app[OPENAPI] = load_document(settings.openapi_file)
+    app.cleanup_ctx.append(_metrics_ctx)
+    app.cleanup_ctx.append(_database_ctx)
+    app.add_routes(with_expect_handler(ops.routes))
+    for prefix, create_surface in SURFACES:
+        app.add_subapp(prefix, create_surface())
+    return app

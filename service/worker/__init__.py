@@ -1,0 +1,1 @@
+"""The provisioning worker: the job queue's consumer and the periodic tasks."""

@@ -1,0 +1,183 @@
+"""The 1 MiB value limit, enforced while streaming, whatever the framing, in bounded memory."""
+
+import asyncio
+import sys
+
+import pytest
+
+from service.domain.keys import MAX_VALUE_BYTES
+from tests.support import KVS, children_of, closed_port, key_url, worker_env
+from tests.support.rawhttp import (
+    chunked,
+    exchange,
+    head_only,
+    plain,
+    put_head,
+    read_response,
+    wait_until_serving,
+)
+
+MIB = 1024 * 1024
+
+
+def path(namespace, key="k") -> str:
+    return str(key_url(namespace, key))
+
+
+async def stored_size(client, tenant, namespace, key="k") -> int | None:
+    resp = await client.head(key_url(namespace, key), headers=tenant.headers)
+    return int(resp.headers["Content-Length"]) if resp.status == 200 else None
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+async def test_exactly_1_mib_is_accepted_and_one_byte_more_is_413(
+    client, tenant, namespace, framing
+):
+    port = client.server.port
+    for size, status in [(MAX_VALUE_BYTES, 201), (MAX_VALUE_BYTES + 1, 413)]:
+        key = f"k{size}"
+        if framing == "length":
+            head = put_head(path(namespace, key), tenant.token, f"Content-Length: {size}\r\n")
+            resp = await exchange(port, head, plain(size))
+        else:
+            head = put_head(path(namespace, key), tenant.token, "Transfer-Encoding: chunked\r\n")
+            resp = await exchange(port, head, chunked(size))
+        assert resp.status == status, resp.body
+        if status == 413:
+            assert b'"75004"' in resp.body
+            assert await stored_size(client, tenant, namespace, key) is None
+        else:
+            assert await stored_size(client, tenant, namespace, key) == size
+
+
+async def test_an_oversized_content_length_is_refused_before_the_body_is_read(
+    client, tenant, namespace
+):
+    head = put_head(path(namespace), tenant.token, f"Content-Length: {100 * MIB}\r\n")
+    resp = await head_only(client.server.port, head)  # and not one byte of the body
+    assert resp.status == 413
+
+
+async def test_a_chunked_body_is_cut_off_as_soon_as_it_passes_the_limit(client, tenant, namespace):
+    head = put_head(path(namespace), tenant.token, "Transfer-Encoding: chunked\r\n")
+    resp = await exchange(client.server.port, head, chunked(100 * MIB))
+    assert resp.status == 413
+    assert resp.sent < 8 * MIB  # the answer came long before the upload could finish
+
+
+async def test_expect_100_continue_refuses_a_large_body_before_it_is_sent(
+    client, tenant, namespace
+):
+    head = put_head(
+        path(namespace), tenant.token, f"Content-Length: {100 * MIB}\r\nExpect: 100-continue\r\n"
+    )
+    resp = await head_only(client.server.port, head)
+    assert resp.status == 413  # the final answer, with no "100 Continue" before it
+    assert b'"75004"' in resp.body and resp.headers["x-request-id"]
+
+
+async def test_expect_100_continue_invites_a_body_within_the_limit(client, tenant, namespace):
+    head = put_head(path(namespace), tenant.token, "Content-Length: 5\r\nExpect: 100-continue\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    try:
+        writer.write(head)
+        async with asyncio.timeout(5):
+            assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.write(b"hello")
+            resp = await read_response(reader)
+    finally:
+        writer.close()
+    assert resp.status == 201
+    assert await stored_size(client, tenant, namespace) == 5
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children: `kvs serve` forks one serving process
+    per CPU."""
+    total = 0
+    with open(f"/proc/{pid}/status") as status:
+        total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    total += sum(rss_bytes(child) // 1024 for child in children_of(pid))
+    return total * 1024
+
+
+async def test_fifty_concurrent_100_mib_uploads_grow_the_server_by_a_few_tens_of_mib_at_most(
+    database_url, tenant, namespace
+):
+    """A real `kvs serve` process; half the uploads declare their length, half are chunked."""
+    port = closed_port()
+    env = worker_env(database_url, port=str(port))
+    server = await asyncio.create_subprocess_exec(
+        *KVS, "serve", env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        await wait_until_serving(port)
+        # Warm up every code path the uploads take, so the baseline includes its allocations.
+        for i in range(3):
+            head = put_head(
+                path(namespace, f"w{i}"), tenant.token, "Transfer-Encoding: chunked\r\n"
+            )
+            assert (await exchange(port, head, chunked(2 * MIB))).status == 413
+            assert (
+                await exchange(
+                    port,
+                    put_head(path(namespace, "w"), tenant.token, "Content-Length: 3\r\n"),
+                    [b"abc"],
+                )
+            ).status in (200, 201)
+        baseline = rss_bytes(server.pid)
+        peak = baseline
+        done = asyncio.Event()
+
+        async def sample():
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, rss_bytes(server.pid))
+                await asyncio.sleep(0.01)
+
+        sampler = asyncio.create_task(sample())
+        uploads = []
+        for i in range(50):
+            if i % 2:
+                head = put_head(
+                    path(namespace, f"u{i}"), tenant.token, f"Content-Length: {100 * MIB}\r\n"
+                )
+                uploads.append(exchange(port, head, plain(100 * MIB), timeout=60))
+            else:
+                head = put_head(
+                    path(namespace, f"u{i}"), tenant.token, "Transfer-Encoding: chunked\r\n"
+                )
+                uploads.append(exchange(port, head, chunked(100 * MIB), timeout=60))
+        answers = await asyncio.gather(*uploads)
+        done.set()
+        await sampler
+    finally:
+        server.terminate()
+        await server.wait()
+    assert [a.status for a in answers] == [413] * 50
+    growth = (peak - baseline) / MIB
+    print(
+        f"\nRSS baseline {baseline / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB, "
+        f"growth {growth:.1f} MiB; client sent {sum(a.sent for a in answers) / MIB:.0f} MiB",
+        file=sys.stderr,
+    )
+    # What may be held at once: the 25 chunked uploads' values, up to 1 MiB each before they
+    # pass the limit, and each connection's read buffer while its refusal goes out (about
+    # 64 MiB in all, at worst). Holding the uploads would take 5 GiB.
+    assert growth < 64
+
+
+async def test_an_expectation_other_than_100_continue_is_417(client, tenant, namespace):
+    head = put_head(path(namespace), tenant.token, "Content-Length: 1\r\nExpect: something\r\n")
+    resp = await head_only(client.server.port, head)
+    assert resp.status == 417
+    assert b'"75009"' in resp.body
+
+
+async def test_an_http_1_0_client_gets_no_interim_100_continue(client, tenant, namespace):
+    head = put_head(
+        path(namespace), tenant.token, "Content-Length: 3\r\nExpect: 100-continue\r\n"
+    ).replace(b"HTTP/1.1", b"HTTP/1.0")
+    resp = await exchange(client.server.port, head, [b"abc"])
+    assert resp.status == 201
+    assert await stored_size(client, tenant, namespace) == 3
