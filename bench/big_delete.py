@@ -44,7 +44,7 @@ async def run(url: str, keys: int) -> None:
         while await worker.run_once():
             pass
         started = time.monotonic()
-        async with db.connection() as c:
+        async with db.pool.acquire() as c:
             await c.execute(
                 "INSERT INTO kv_entries (namespace_id, key, value, content_type, size_bytes,"
                 " version, created_version) SELECT $1, 'key-' || g, repeat('x', 100)::bytea,"

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
 
     # On SIGTERM the server stops listening; open connections may carry one more request
     # (answered with `Connection: close`) for this long, then running requests get
-    # shutdown_timeout seconds more (service/server.py).
+    # shutdown_timeout seconds more (service/web/runner.py).
     drain_seconds: float = Field(default=5.0, ge=0)
     shutdown_timeout: float = Field(default=15.0, ge=0)
 

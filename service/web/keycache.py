@@ -3,6 +3,7 @@ tenant, and so that the failed-authentication limit never holds back a key that 
 
 import asyncio
 import hmac
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -16,9 +17,11 @@ VOUCH_SECONDS = 900.0
 
 
 class KeyCache:
-    """Remembers keys that authenticated, each for `seconds`: a revoked key keeps working in a
-    process for at most that long. Holds the key's hash, never the key; never remembers a
-    failure, so a new key works at once."""
+    """Remembers keys that authenticated: each is served from memory for `seconds` (a revoked
+    key keeps working in a process for at most that long), and vouched for, against the
+    failed-authentication limit, for VOUCH_SECONDS. Holds the key's hash, never the key; never
+    remembers a failure, so a new key works at once. Past `max_entries`, the keys that
+    authenticated longest ago are forgotten first."""
 
     def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
         self.seconds = seconds
@@ -38,14 +41,16 @@ class KeyCache:
         entry = self._entries.get(key_id)
         if entry is None:
             return False
-        if time.monotonic() >= entry[0] + VOUCH_SECONDS:
+        if time.monotonic() >= entry[0] + max(VOUCH_SECONDS, self.seconds):
             del self._entries[key_id]
             return False
         return hmac.compare_digest(entry[1], secret_hash)
 
     def put(self, key_id: str, secret_hash: bytes, tenant_id: UUID) -> None:
+        self._entries.pop(key_id, None)  # re-inserted last: the dict is oldest first
         if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # rare; simpler than LRU bookkeeping on every request
+            for oldest in list(itertools.islice(self._entries, self.max_entries // 10 or 1)):
+                del self._entries[oldest]
         self._entries[key_id] = (time.monotonic(), secret_hash, tenant_id)
 
     def forget(self, key_id: str, secret_hash: bytes) -> None:

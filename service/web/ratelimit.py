@@ -2,7 +2,8 @@
 
 Each address has a bucket of `limit` attempts that refills at `limit` per minute; each failed
 authentication takes one. While an address's bucket is empty, its requests are answered 429
-before any key is checked, so a guesser learns nothing more. Requests with valid keys never
+before any key is checked, so a guesser learns nothing more, unless the key authenticated in
+this process within VOUCH_SECONDS (service/web/keycache.py). Requests with valid keys never
 take from the bucket. The limit is per serving process: with N processes an address may fail
 up to N times the limit in a minute.
 """

@@ -49,9 +49,11 @@ class Leases:
 
     async def renew(self, job: Job) -> None:
         """Extends the lease; LeaseLost if another worker has taken the job over."""
-        if await self.db.fetchval(queries().renew_lease, job.id, self.owner, self.lease_seconds):
-            return
-        raise LeaseLost()
+        renewed = await self.db.fetchval(
+            queries().renew_lease, job.id, self.owner, self.lease_seconds
+        )
+        if renewed is None:
+            raise LeaseLost()
 
     async def release(self, job: Job) -> None:
         """Hands the job back unfinished and raises Released: it is due again at once, and

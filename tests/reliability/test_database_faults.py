@@ -169,7 +169,7 @@ async def test_cut_connections_and_a_5_s_outage_answer_only_503_and_lose_nothing
     assert ended > 0
     assert_only_503_with_retry_after(recorder.outcomes, {200, 201, 204, 404})
     # A read whose session ends under it is sent again on a new connection after a pause
-    # (service/db.py); one whose three tries each meet a wave of terminations still fails.
+    # (service/db/pool.py); one whose three tries each meet a wave of terminations still fails.
     reads = [o for o in recorder.outcomes if o.method == "GET"]
     assert len([o for o in outside if o.method == "GET"]) <= len(reads) * 2 // 1000
     assert recorder.not_linearizable() == []

@@ -12,7 +12,7 @@ from tests.reliability.tcpproxy import FaultyProxy
 from tests.support import key_url, make_settings
 
 COMMAND_TIMEOUT, CONNECT_TIMEOUT, ACQUIRE_TIMEOUT = 2.0, 1.0, 1.0
-# The longest a database call may take (service/db.py), and some slack for the HTTP around it.
+# The longest a database call may take (service/db/pool.py), and some slack for the HTTP around it.
 DEADLINE = ACQUIRE_TIMEOUT + COMMAND_TIMEOUT + 0.5
 
 
