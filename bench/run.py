@@ -39,6 +39,7 @@ from service.db.pool import open_database
 from service.db.queries import queries
 from service.devdb import bin_dir, temporary_postgres
 from service.domain import tenants
+from service.domain.keys import DEFAULT_VALUE_LIMIT
 from service.domain.namespaces import create_namespace
 from service.settings import REPO_ROOT, Settings
 from service.worker.loop import Worker
@@ -47,6 +48,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 CONNECTIONS = 32  # every HTTP workload and pgbench run, as in the reference figures
 MIB = 1024 * 1024
+HUGE_VALUE = 16 * MIB  # the default ceiling of max_value_size
 
 
 @dataclass
@@ -323,6 +325,8 @@ def pgbench_scripts(keys: int) -> dict[str, str]:
         5: "'application/octet-stream'",
         6: "NULL::float8",
         7: "false",
+        8: str(DEFAULT_VALUE_LIMIT),
+        9: str(Settings().max_value_size_ceiling),
     }
     start = f"\\set k random(1, {max(keys - 100, 1)})\n"
     return {
@@ -344,6 +348,7 @@ class Setup:
     token: str
     namespace: UUID
     big_values: UUID  # where the 64 KiB writes go, so that GET 1 KiB keeps reading 1 KiB values
+    huge_values: UUID  # max_value_size 16 MiB, for the 16 MiB uploads
 
 
 async def prepare(dsn: str, keys: int) -> Setup:
@@ -353,7 +358,8 @@ async def prepare(dsn: str, keys: int) -> Setup:
     settings = Settings(database_url=dsn, metrics_port=0)
     async with open_database(settings) as db:
         tenant, key = await tenants.create_tenant(db, "bench")
-        spaces = [await create_namespace(db, tenant, f"bench-{i}") for i in range(10)]
+        spaces = [await create_namespace(db, tenant, f"bench-{i}") for i in range(9)]
+        spaces.append(await create_namespace(db, tenant, "bench-huge", max_value_size=HUGE_VALUE))
         worker = Worker(db, settings)
         while await worker.run_once():
             pass
@@ -378,7 +384,7 @@ async def prepare(dsn: str, keys: int) -> Setup:
     await conn.execute("VACUUM ANALYZE")
     await conn.execute("CHECKPOINT")
     await conn.close()
-    return Setup(dsn, tenant, key.token, spaces[0].id, spaces[1].id)
+    return Setup(dsn, tenant, key.token, spaces[0].id, spaces[1].id, spaces[-1].id)
 
 
 async def add_namespaces(dsn: str, tenant: UUID, count: int) -> None:
@@ -415,6 +421,39 @@ async def prefill_etcd(port: int, keys: int) -> None:
                     resp.raise_for_status()
 
         await asyncio.gather(*(writer(s) for s in range(1, 33)))
+
+
+async def set_max_bytes(port: int, setup: Setup, max_bytes: int | None) -> None:
+    url = f"http://127.0.0.1:{port}/v2/storage/kvs/{setup.namespace}"
+    headers = {"Authorization": f"Bearer {setup.token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.patch(url, json={"max_bytes": max_bytes}, headers=headers) as resp:
+            assert resp.status == 200, resp.status
+
+
+async def huge_puts(port: int, setup: Setup, count: int) -> tuple[int, float]:
+    """`count` PUTs of HUGE_VALUE bytes at once, each sent again after its Retry-After when
+    answered 503; (how many 503 answers there were, seconds until all were stored)."""
+    body = os.urandom(HUGE_VALUE)
+    headers = {"Authorization": f"Bearer {setup.token}"}
+    refused = 0
+    started = time.monotonic()
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def put(i: int) -> None:
+            nonlocal refused
+            url = f"http://127.0.0.1:{port}/v2/storage/kvs/{setup.huge_values}/keys/huge{i}"
+            while True:
+                async with session.put(url, data=body, headers=headers) as resp:
+                    if resp.status != 503:
+                        assert resp.status in (200, 201), resp.status
+                        return
+                    refused += 1
+                    await asyncio.sleep(float(resp.headers["Retry-After"]))
+
+        await asyncio.gather(*(put(i) for i in range(count)))
+    return refused, time.monotonic() - started
 
 
 async def concurrent_puts(port: int, setup: Setup, count: int, size: int) -> None:
@@ -483,6 +522,14 @@ def measure(mode: Mode, setup: Setup, results: Results, pgdata: Path) -> None:
             asyncio.run(housekeep(setup.dsn))
             results.run("kvs PUT 1 KiB", lambda: wrk(base, kv_lua, "put", *args, 1024, seconds=s))
             asyncio.run(housekeep(setup.dsn))
+            # The same writes with a max_bytes that is never reached: what checking costs.
+            asyncio.run(set_max_bytes(port, setup, 2**62))
+            results.run(
+                "kvs PUT 1 KiB, max_bytes",
+                lambda: wrk(base, kv_lua, "put", *args, 1024, seconds=s),
+            )
+            asyncio.run(set_max_bytes(port, setup, None))
+            asyncio.run(housekeep(setup.dsn))
             results.run(
                 "pgbench put_entry 1 KiB",
                 lambda: pgbench(setup.dsn, scripts["put"], s, {**defines, "val": value_1k}),
@@ -515,6 +562,12 @@ def measure(mode: Mode, setup: Setup, results: Results, pgdata: Path) -> None:
                 asyncio.run(concurrent_puts(port, setup, 64, MIB))
         results.notes["rss_before"] = f"{before:.1f}"
         results.notes["rss_after_uploads"] = f"{peak[0]:.1f}"
+        # The same with 64 uploads of 16 MiB at once, into a namespace whose values may be
+        # that large: the body budget holds them back (503, then sent again).
+        before = rss_mib(server.pid)
+        with peak_rss(server.pid) as peak:
+            refused, seconds = asyncio.run(huge_puts(port, setup, 64))
+        results.notes["rss_huge"] = f"{before:.1f} {peak[0]:.1f} {refused} {seconds:.1f}"
         samples = []
         soak = subprocess.Popen(
             [
@@ -617,6 +670,12 @@ def table(results: Results, processes: int) -> list[list[str]]:
     rows = [
         ("GET 1 KiB / etcd range", r("kvs GET 1 KiB"), r("etcd range"), 2.0),
         (
+            "PUT 1 KiB, max_bytes / without",
+            r("kvs PUT 1 KiB, max_bytes"),
+            r("kvs PUT 1 KiB"),
+            0.7,
+        ),
+        (
             "GET 1 KiB / bare aiohttp GET",
             r("kvs GET 1 KiB"),
             r(f"bare aiohttp GET ({processes} processes)"),
@@ -667,6 +726,18 @@ def table(results: Results, processes: int) -> list[list[str]]:
             "",
             "< 192 MiB",
             "pass" if upload_growth < 192 else "short",
+        ]
+    )
+    huge_before, huge_peak, huge_refused, huge_seconds = results.notes["rss_huge"].split()
+    out.append(
+        [
+            "RSS peak, 64 x 16 MiB PUTs at once",
+            f"{float(huge_peak):.0f} MiB (from {float(huge_before):.0f}; {huge_refused} x 503,"
+            f" all stored in {huge_seconds} s)",
+            "",
+            "",
+            "< 1 GiB",
+            "pass" if float(huge_peak) < 1024 else "short",
         ]
     )
     drift = max(warm) - warm[0]

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     idle_timeout: float = Field(default=15.0, gt=0)
     body_timeout: float = Field(default=60.0, gt=0)
 
+    # The largest max_value_size a namespace may set (a namespace without one takes 1 MiB).
+    max_value_size_ceiling: int = Field(default=16 * 1024 * 1024, ge=1, le=2**31 - 1)
+    # Bytes of request bodies (values being uploaded) one serving process holds at once; a
+    # request past it waits up to body_memory_wait seconds for room, then gets 503. The
+    # process's memory for bodies is about twice this (the body, and its copy for the driver).
+    body_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    body_memory_wait: float = Field(default=2.0, ge=0)
+
     # On SIGTERM the server stops listening; open connections may carry one more request
     # (answered with `Connection: close`) for this long, then running requests get
     # shutdown_timeout seconds more (service/web/runner.py).

@@ -10,7 +10,7 @@ from typing import Any, NoReturn, Protocol
 import asyncpg
 
 from service.db.queries import Query
-from service.db.sqlstate import LOST_SESSION, classify, error_class
+from service.db.sqlstate import LOST_SESSION, classify, error_class, is_refusal
 from service.settings import Settings
 
 # How many times a statement is sent again (see Database._run), and the pause before the first
@@ -54,8 +54,9 @@ class _Statements:
 class Database(_Statements):
     """A connection pool whose every call is bounded in time and names its statement.
 
-    Failures to reach the database raise StoreUnavailable, time-outs StoreTimeout and a full
-    disk StoreFull; other database errors propagate unchanged for the caller to classify.
+    Failures to reach the database raise StoreUnavailable, time-outs StoreTimeout, a full
+    disk StoreFull and a namespace's storage limit StorageLimitReached; other database errors
+    propagate unchanged for the caller to classify.
     """
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings, observer: Observer | None) -> None:
@@ -76,7 +77,7 @@ class Database(_Statements):
 
     def _mapped(self, err: BaseException) -> BaseException:
         """What to raise for a driver or network failure: its store error, or itself."""
-        if self._observer is not None:
+        if self._observer is not None and not is_refusal(err):
             self._observer.count_db_error(error_class(err))
         return classify(err) or err
 

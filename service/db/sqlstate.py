@@ -3,7 +3,13 @@ SQLSTATE, never by message text (asyncpg's own source says messages are localiza
 
 import asyncpg
 
-from service.domain.errors import DomainError, StoreFull, StoreTimeout, StoreUnavailable
+from service.domain.errors import (
+    DomainError,
+    StorageLimitReached,
+    StoreFull,
+    StoreTimeout,
+    StoreUnavailable,
+)
 
 # SQLSTATEs meaning "the database is not there right now" rather than "this request is wrong":
 # connection exceptions, shutdowns, and insufficient resources (too many connections, out of
@@ -11,6 +17,8 @@ from service.domain.errors import DomainError, StoreFull, StoreTimeout, StoreUna
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53")
 _DISK_FULL_STATE = "53100"
 _CANCELED_STATE = "57014"
+# Raised by the usage triggers (migrations/0003): a refusal, not a failure of the database.
+_STORAGE_LIMIT_STATE = "KV001"
 
 # A connection whose session is gone: the statement may have run (for writes, the outcome is
 # unknown) but a read can safely be sent again on another connection.
@@ -25,6 +33,9 @@ def classify(err: BaseException) -> DomainError | None:
     """The store error a driver or network failure stands for, or None for a genuine bug."""
     if isinstance(err, asyncpg.PostgresError):
         state = err.sqlstate or ""
+        if state == _STORAGE_LIMIT_STATE:
+            usage, needed, limit = (int(n) for n in (err.detail or "0 0 0").split())
+            return StorageLimitReached(usage, needed, limit)
         if state == _DISK_FULL_STATE:
             return StoreFull("The database is out of disk space; the write was not made.")
         if state.startswith(_UNAVAILABLE_STATES):
@@ -37,6 +48,11 @@ def classify(err: BaseException) -> DomainError | None:
     if isinstance(err, OSError):
         return StoreUnavailable("The database is unavailable; retry shortly.")
     return None
+
+
+def is_refusal(err: BaseException) -> bool:
+    """Whether the database refused the statement for what it asked (not a database error)."""
+    return isinstance(err, asyncpg.PostgresError) and err.sqlstate == _STORAGE_LIMIT_STATE
 
 
 def error_class(err: BaseException) -> str:

@@ -47,7 +47,7 @@ class NamespaceNameTaken(DomainError):
 
 class NamespaceDeleting(DomainError):
     def __init__(self, namespace_id: object) -> None:
-        super().__init__(f"Namespace {namespace_id} is being deleted already.", field="namespace")
+        super().__init__(f"Namespace {namespace_id} is being deleted.", field="namespace")
 
 
 class NamespaceNotReady(DomainError):
@@ -69,8 +69,20 @@ class PreconditionFailed(DomainError):
 
 class ValueTooLarge(DomainError):
     def __init__(self, limit: int) -> None:
-        super().__init__(f"A value is at most {limit} bytes.", field="value")
+        super().__init__(f"A value in this namespace is at most {limit} bytes.", field="value")
         self.limit = limit
+
+
+class StorageLimitReached(DomainError):
+    """A write would take the namespace's value bytes over its max_bytes; nothing changed."""
+
+    def __init__(self, usage: int, needed: int, limit: int) -> None:
+        super().__init__(
+            f"Namespace storage limit reached: the namespace holds {usage} bytes of its "
+            f"max_bytes {limit}, and this write needs {needed} more.",
+            field="namespace",
+        )
+        self.usage, self.needed, self.limit = usage, needed, limit
 
 
 class AuthenticationFailed(DomainError):

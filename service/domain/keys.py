@@ -19,9 +19,12 @@ from service.domain.errors import (
     NamespaceNotReady,
     PreconditionFailed,
     TtlNotSupported,
+    ValueTooLarge,
 )
+from service.domain.namespaces import MAX_VALUE_SIZE_LIMIT
 
-MAX_VALUE_BYTES = 1024 * 1024
+# A namespace without max_value_size takes values up to this, the Telnyx contract's limit.
+DEFAULT_VALUE_LIMIT = 1024 * 1024
 MAX_TTL_SECONDS = 9_223_372_036
 MAX_LIST_LIMIT = 1000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -60,6 +63,21 @@ class Entry:
     value: bytes | None  # None when the caller already holds this version, or for HEAD
 
 
+def effective_value_limit(max_value_size: int | None, value_ceiling: int) -> int:
+    """The largest value a namespace takes: its max_value_size (else the default), never
+    above the server's ceiling."""
+    return min(DEFAULT_VALUE_LIMIT if max_value_size is None else max_value_size, value_ceiling)
+
+
+async def value_limit(db: Database, tenant_id: UUID, namespace_id: UUID, value_ceiling: int) -> int:
+    """The largest value the namespace takes now; NamespaceNotFound when there is no such
+    namespace for this tenant."""
+    row = await db.fetchrow(queries().namespace_value_limit, namespace_id, tenant_id)
+    if row is None:
+        raise NamespaceNotFound()
+    return effective_value_limit(row[0], value_ceiling)
+
+
 def _check_ready(row: asyncpg.Record | None, *, ttl: bool = False) -> None:
     """Raises unless the row is of a namespace that exists for this tenant and takes key
     operations (with a TTL, when `ttl`)."""
@@ -82,23 +100,29 @@ async def put_value(
     ttl_seconds: int | None = None,
     if_match: list[int] | AnyVersion | None = None,
     if_absent: bool = False,
+    value_ceiling: int = MAX_VALUE_SIZE_LIMIT,
 ) -> Written:
     """Stores the value; `created` tells a new key (or one that had expired) from a replaced one.
 
     `if_absent` writes only if no live value exists; `if_match` only over one of those
-    versions (or over any live value for "*"). Either failing raises PreconditionFailed.
+    versions (or over any live value for "*"). Either failing raises PreconditionFailed. A
+    value over the namespace's limit (effective_value_limit) raises ValueTooLarge; growth past
+    its max_bytes, StorageLimitReached. Nothing is stored when any of them is raised.
     """
     args = (namespace_id, tenant_id, key, value, content_type, ttl_seconds)
+    limits = (DEFAULT_VALUE_LIMIT, value_ceiling)
     try:
         if if_match is not None:
             versions = None if if_match == "*" else if_match
-            row = await db.fetchrow(queries().put_entry_if_match, *args, versions)
+            row = await db.fetchrow(queries().put_entry_if_match, *args, versions, *limits)
         else:
-            row = await db.fetchrow(queries().put_entry, *args, if_absent)
+            row = await db.fetchrow(queries().put_entry, *args, if_absent, *limits)
     except asyncpg.ForeignKeyViolationError as err:
         # The namespace was removed between this statement's snapshot and its insert.
         raise NamespaceNotFound() from err
     _check_ready(row, ttl=ttl_seconds is not None)
+    if len(value) > row["value_limit"]:
+        raise ValueTooLarge(row["value_limit"])
     if row["version"] is None:
         raise PreconditionFailed(
             "The key exists." if if_absent else "The key's current version does not match.",

@@ -1,5 +1,7 @@
-"""Namespaces: creation, lookup, listing and the request to delete, scoped to one tenant."""
+"""Namespaces: creation, lookup, listing, settings and the request to delete, scoped to one
+tenant."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -8,10 +10,28 @@ import asyncpg
 
 from service.db.pool import Database
 from service.db.queries import queries
-from service.domain.errors import NamespaceDeleting, NamespaceNameTaken, NamespaceNotFound
+from service.domain.errors import (
+    InvalidInput,
+    NamespaceDeleting,
+    NamespaceNameTaken,
+    NamespaceNotFound,
+)
 
 MAX_PAGE_SIZE = 250
 STATUSES = ("pending", "provision_ok", "provision_failed", "deleting", "delete_failed")
+MAX_DESCRIPTION_CHARS = 1024
+MAX_BYTES_LIMIT = 2**63 - 1  # max_bytes is an int64
+MAX_VALUE_SIZE_LIMIT = 2**31 - 1  # max_value_size is an int32
+SETTINGS = ("description", "max_bytes", "max_value_size")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a namespace holds: its keys and their value bytes, exact after every committed
+    write. An expired key counts until the sweeper removes it."""
+
+    keys: int
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +42,12 @@ class Namespace:
     # Why provisioning or deletion failed; None otherwise.
     status_reason: str | None
     ttl_support: bool
+    description: str | None
+    # None: no limit on the value bytes stored.
+    max_bytes: int | None
+    # None: the default value limit (service/domain/keys.py DEFAULT_VALUE_LIMIT).
+    max_value_size: int | None
+    usage: Usage
     created_at: datetime
     updated_at: datetime
 
@@ -37,15 +63,70 @@ class NamespacePage:
 
 
 def _namespace(row: asyncpg.Record) -> Namespace:
-    return Namespace(**dict(row))
+    fields = dict(row)
+    usage = Usage(fields.pop("usage_keys") or 0, fields.pop("usage_bytes") or 0)
+    return Namespace(**fields, usage=usage)
+
+
+def _is_text(value: object, max_chars: int) -> bool:
+    """Whether PostgreSQL can store `value` as text of at most `max_chars` characters."""
+    if not isinstance(value, str) or len(value) > max_chars or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which JSON's \ud800 can carry
+        return False
+    return True
+
+
+def check_settings(settings: Mapping[str, object], value_ceiling: int) -> None:
+    """Raises InvalidInput, naming the setting, unless each given setting is in range:
+    `description` a string of at most MAX_DESCRIPTION_CHARS, `max_bytes` an int64 of at
+    least 1, `max_value_size` an int32 of at least 1 and at most `value_ceiling`; None
+    (no setting) is always allowed."""
+    for field, value in settings.items():
+        if field not in SETTINGS:
+            raise InvalidInput(f"'{field}' is not a namespace setting.", field=field)
+        if value is None:
+            continue
+        if field == "description":
+            if not _is_text(value, MAX_DESCRIPTION_CHARS):
+                raise InvalidInput(
+                    f"'description' must be a string of at most {MAX_DESCRIPTION_CHARS} "
+                    "characters, none of them NUL or a lone surrogate.",
+                    field=field,
+                )
+            continue
+        top = MAX_BYTES_LIMIT if field == "max_bytes" else min(MAX_VALUE_SIZE_LIMIT, value_ceiling)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise InvalidInput(f"'{field}' must be a whole number from 1 to {top}.", field=field)
 
 
 async def create_namespace(
-    db: Database, tenant_id: UUID, name: str, *, ttl_support: bool = True
+    db: Database,
+    tenant_id: UUID,
+    name: str,
+    *,
+    ttl_support: bool = True,
+    description: str | None = None,
+    max_bytes: int | None = None,
+    max_value_size: int | None = None,
+    value_ceiling: int = MAX_VALUE_SIZE_LIMIT,
 ) -> Namespace:
-    """Creates a `pending` namespace and queues its provisioning."""
+    """Creates a `pending` namespace with these settings (check_settings) and queues its
+    provisioning."""
+    limits = {"description": description, "max_bytes": max_bytes, "max_value_size": max_value_size}
+    check_settings(limits, value_ceiling)
     try:
-        row = await db.fetchrow(queries().create_namespace, tenant_id, name, ttl_support)
+        row = await db.fetchrow(
+            queries().create_namespace,
+            tenant_id,
+            name,
+            ttl_support,
+            description,
+            max_bytes,
+            max_value_size,
+        )
     except asyncpg.UniqueViolationError as err:
         if err.constraint_name == "namespaces_tenant_name_live":
             raise NamespaceNameTaken(name) from err
@@ -74,6 +155,48 @@ async def list_namespaces(
         else await db.fetch(queries().list_namespaces, tenant_id, page_size, offset)
     )
     return NamespacePage([_namespace(r) for r in rows], page_number, page_size, total)
+
+
+async def update_namespace(
+    db: Database,
+    tenant_id: UUID,
+    namespace_id: UUID,
+    changes: Mapping[str, object],
+    *,
+    value_ceiling: int = MAX_VALUE_SIZE_LIMIT,
+) -> Namespace:
+    """Changes the settings named in `changes` (None removes one) and returns the namespace.
+
+    All or nothing, in one transaction. A new max_bytes holds for every write that commits
+    after it, even one in flight; it may be below the current usage, which then refuses growth
+    until the usage is below it. A namespace being deleted cannot be changed.
+    """
+    check_settings(changes, value_ceiling)
+    q = queries()
+
+    def given(field: str) -> tuple[bool, object]:
+        return field in changes, changes.get(field)
+
+    async with db.transaction() as tx:
+        current = await tx.fetchrow(q.lock_namespace_settings, namespace_id, tenant_id)
+        if current is None:
+            raise NamespaceNotFound()
+        if current["status"] == "deleting":
+            raise NamespaceDeleting(namespace_id)
+        await tx.execute(
+            q.update_namespace_settings,
+            namespace_id,
+            tenant_id,
+            *given("description"),
+            *given("max_bytes"),
+            *given("max_value_size"),
+        )
+        if "max_bytes" in changes:
+            await tx.execute(q.lock_namespace_usage, namespace_id)
+            if changes["max_bytes"] is not None:
+                await tx.execute(q.gather_namespace_usage, namespace_id)
+        row = await tx.fetchrow(q.get_namespace, namespace_id, tenant_id)
+    return _namespace(row)
 
 
 async def delete_namespace(db: Database, tenant_id: UUID, namespace_id: UUID) -> Namespace:

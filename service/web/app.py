@@ -10,12 +10,13 @@ from service.api import telnyx
 from service.api.telnyx.errors import TelnyxErrors
 from service.db.migrations import latest_version
 from service.db.pool import open_database
-from service.domain.keys import MAX_VALUE_BYTES
+from service.domain.keys import DEFAULT_VALUE_LIMIT
 from service.metrics import serve_metrics
 from service.settings import Settings
 from service.web import ops
 from service.web.appkeys import (
     AUTH_LIMITER,
+    BODY_BUDGET,
     DATABASE,
     ERRORS,
     KEY_CACHE,
@@ -25,9 +26,11 @@ from service.web.appkeys import (
     SCHEMA_VERSION,
     SETTINGS,
     SHUTTING_DOWN,
+    VALUE_LIMITS,
 )
 from service.web.front import front_middleware, with_expect_handler
 from service.web.keycache import KeyCache
+from service.web.limits import BodyBudget, ValueLimits
 from service.web.metrics import ApiMetrics
 from service.web.openapi import load_document
 from service.web.ratelimit import FailureLimiter
@@ -54,7 +57,9 @@ def create_app(settings: Settings) -> web.Application:
     metrics = ApiMetrics()
     app = web.Application(
         middlewares=[front_middleware(metrics)],
-        client_max_size=MAX_VALUE_BYTES,
+        # For JSON bodies; a stored value is streamed (service/web/bodies.py) within its
+        # namespace's limit.
+        client_max_size=DEFAULT_VALUE_LIMIT,
         # Values are stored as the bytes sent: a handler refuses an encoded body (415) rather
         # than have the parser decode it, or reject an unknown coding in plain text.
         handler_args={"auto_decompress": False},
@@ -67,6 +72,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SHUTTING_DOWN] = asyncio.Event()
     app[KEY_CACHE] = KeyCache(settings.auth_cache_seconds)
     app[AUTH_LIMITER] = FailureLimiter(settings.auth_failures_per_minute)
+    app[BODY_BUDGET] = BodyBudget(settings.body_memory_bytes, settings.body_memory_wait)
+    app[VALUE_LIMITS] = ValueLimits()
     app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
     app[OPENAPI] = load_document(settings.openapi_file)
     app.cleanup_ctx.append(_metrics_ctx)

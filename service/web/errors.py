@@ -79,6 +79,11 @@ class ShuttingDown(RequestError):
     pass
 
 
+class BodyMemoryExhausted(RequestError):
+    """The process holds as many request bodies as its budget allows (service/web/bodies.py):
+    unavailable for now, worth a retry shortly."""
+
+
 class ErrorShape(Protocol):
     """How one API surface answers a failure: its status, code and body."""
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from aiohttp import HttpVersion11, hdrs, web
 
-from service.web.appkeys import ERRORS, METRICS, REQUEST_ID, SHUTTING_DOWN
+from service.web.appkeys import CONTINUE_PENDING, ERRORS, METRICS, REQUEST_ID, SHUTTING_DOWN
 from service.web.errors import ExpectationFailed
 from service.web.metrics import ApiMetrics, RouteSeries
 
@@ -81,7 +81,9 @@ def front_middleware(metrics: ApiMetrics):
     - a failure that no surface answered (on the routes outside every surface) answered in
       the root app's error shape;
     - while shutting down, `Connection: close` on every answer, so the server closes each
-      keep-alive connection right after an answer, never while a client may be sending on it.
+      keep-alive connection right after an answer, never while a client may be sending on it;
+      likewise after refusing a request whose client still waits for `100 Continue`, whose
+      body may or may not follow.
     """
 
     @web.middleware
@@ -102,7 +104,7 @@ def front_middleware(metrics: ApiMetrics):
                 response = request.app[ERRORS].response(request, err)
             status, response_bytes = response.status, response.content_length or 0
             response.headers["X-Request-Id"] = request_id
-            if request.app[SHUTTING_DOWN].is_set():
+            if request.app[SHUTTING_DOWN].is_set() or request.get(CONTINUE_PENDING):
                 response.force_close()
             return response
         except web.HTTPException as exc:

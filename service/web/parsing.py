@@ -84,17 +84,24 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 
 def parse_model(
-    model: type[M], body: dict[str, Any], *, server_owned: frozenset[str] = frozenset()
+    model: type[M],
+    body: dict[str, Any],
+    *,
+    server_owned: frozenset[str] = frozenset(),
+    fixed: frozenset[str] = frozenset(),
 ) -> M:
     """`body` validated as `model`; the first problem becomes a request error that points at
-    the field. A field in `server_owned` is one a client may read but never set."""
+    the field. A field in `server_owned` is one a client may read but never set; one in
+    `fixed`, one it set at creation and may not change."""
     try:
         return model.model_validate(body)
     except ValidationError as err:
-        raise _as_request_error(err.errors()[0], server_owned) from err
+        raise _as_request_error(err.errors()[0], server_owned, fixed) from err
 
 
-def _as_request_error(problem: dict, server_owned: frozenset[str]) -> RequestError:
+def _as_request_error(
+    problem: dict, server_owned: frozenset[str], fixed: frozenset[str]
+) -> RequestError:
     pointer = "/" + "/".join(str(part) for part in problem["loc"])
     field = str(problem["loc"][0]) if problem["loc"] else ""
     if problem["type"] == "missing":
@@ -104,6 +111,8 @@ def _as_request_error(problem: dict, server_owned: frozenset[str]) -> RequestErr
             return BadRequest(
                 f"'{field}' is set by the server and cannot be given.", pointer=pointer
             )
+        if field in fixed:
+            return BadRequest(f"'{field}' cannot be changed.", pointer=pointer)
         return BadRequest(f"'{field}' is not a known field.", pointer=pointer)
     return BadRequest(f"'{field}' is invalid: {problem['msg']}.", pointer=pointer)
 

@@ -68,11 +68,23 @@ class WorkerMetrics(Metrics):
             registry=r,
         )
         self.stored_keys = Gauge(
-            f"{PREFIX}_stored_keys", "Live keys stored (PostgreSQL's running count).", registry=r
+            f"{PREFIX}_stored_keys",
+            "Keys stored in all namespaces (their exact usage; expired keys until swept).",
+            registry=r,
         )
         self.stored_bytes = Gauge(
             f"{PREFIX}_stored_bytes",
-            "On-disk size of stored keys and values, with TOAST and indexes.",
+            "Value bytes stored in all namespaces (their exact usage; expired keys until swept).",
+            registry=r,
+        )
+        self.storage_disk_bytes = Gauge(
+            f"{PREFIX}_storage_disk_bytes",
+            "On-disk size of the key table, with TOAST and indexes.",
+            registry=r,
+        )
+        self.namespaces_near_limit = Gauge(
+            f"{PREFIX}_namespaces_near_limit",
+            "Namespaces with max_bytes whose usage is above 90 % of it.",
             registry=r,
         )
         for status in NAMESPACE_STATUSES:

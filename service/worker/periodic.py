@@ -50,7 +50,7 @@ async def _sweep(ctx: WorkerContext) -> bool:
 
 
 async def refresh_stats(ctx: WorkerContext) -> bool:
-    """Reads the service-wide gauges: namespaces by status, the queue, storage totals."""
+    """Reads the service-wide gauges: namespaces by status, the queue, usage and storage."""
     q, db, metrics = queries(), ctx.db, ctx.metrics
     namespaces = {r["status"]: r["n"] for r in await db.fetch(q.namespace_counts)}
     for status in NAMESPACE_STATUSES:
@@ -66,6 +66,8 @@ async def refresh_stats(ctx: WorkerContext) -> bool:
     storage = await db.fetchrow(q.storage_totals)
     metrics.stored_keys.set(storage["keys"])
     metrics.stored_bytes.set(storage["bytes"])
+    metrics.storage_disk_bytes.set(storage["disk_bytes"])
+    metrics.namespaces_near_limit.set(storage["near_limit"])
     metrics.stats_refreshed.set(time.time())
     return False
 

@@ -32,6 +32,7 @@ async def answer(client, method: str, url: str, headers: dict) -> tuple:
         method,
         url,
         data=b"intruder" if method == "PUT" else None,
+        json={"description": "intruder", "max_bytes": 1} if method == "PATCH" else None,
         headers={**headers, "X-Request-Id": "same-id"},
     )
     body = await resp.read()
@@ -40,7 +41,7 @@ async def answer(client, method: str, url: str, headers: dict) -> tuple:
 
 
 def test_the_matrix_covers_every_namespace_operation():
-    assert len(NAMESPACE_OPERATIONS) == 7, NAMESPACE_OPERATIONS
+    assert len(NAMESPACE_OPERATIONS) == 8, NAMESPACE_OPERATIONS
 
 
 @pytest.mark.parametrize(("method", "path"), NAMESPACE_OPERATIONS)
@@ -70,4 +71,6 @@ async def test_another_tenants_key_gets_the_same_404_as_a_random_uuid_and_change
     resp = await client.get(key_url(namespace, "k1"), headers=tenant.headers)
     assert resp.status == 200 and await resp.read() == b"mine"
     resp = await client.get(f"/v2/storage/kvs/{namespace}", headers=tenant.headers)
-    assert (await resp.json())["data"]["status"] == "provision_ok"
+    data = (await resp.json())["data"]
+    assert data["status"] == "provision_ok"
+    assert (data["description"], data["max_bytes"]) == (None, None)

@@ -24,7 +24,7 @@ async def test_unknown_route_is_a_json_404(client, tenant):
     ("method", "path", "allowed"),
     [
         ("PATCH", BASE, {"GET", "POST"}),
-        ("PUT", f"{BASE}/00000000-0000-0000-0000-000000000000", {"GET", "DELETE"}),
+        ("PUT", f"{BASE}/00000000-0000-0000-0000-000000000000", {"GET", "DELETE", "PATCH"}),
     ],
 )
 async def test_wrong_method_is_a_json_405_with_allow(client, tenant, method, path, allowed):

@@ -7,6 +7,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.db.pool import open_database
+from service.domain import keys as kv
+from service.domain.namespaces import update_namespace
 from service.web.appkeys import METRICS_PORT
 from service.worker.loop import Worker
 from service.worker.metrics import WorkerMetrics
@@ -154,7 +156,10 @@ async def test_worker_gauges_show_namespaces_queue_and_storage(db, tenant, setti
     assert value(text, "kvs_worker_queue_oldest_job_age_seconds", kind="provision") > 0
     assert value(text, "kvs_worker_queue_oldest_job_age_seconds", kind="delete") == 0
     assert value(text, "kvs_stored_keys") == 250
-    assert value(text, "kvs_stored_bytes") > 8192
+    stored = await db.fetchval("SELECT sum(size_bytes) FROM kv_entries")
+    assert value(text, "kvs_stored_bytes") == stored > 0
+    assert value(text, "kvs_storage_disk_bytes") > 8192
+    assert value(text, "kvs_namespaces_near_limit") == 0
     assert value(text, "kvs_stats_refreshed_timestamp_seconds") > 0
     assert value(text, "kvs_worker_provision_duration_seconds_count") == 1
     assert 0 < value(text, "kvs_worker_provision_duration_seconds_sum") < 5
@@ -215,3 +220,21 @@ async def test_each_request_writes_one_json_log_line_without_the_key_or_value(
     assert entry.duration_ms >= 0
     formatted = JsonFormatter().format(entry)
     assert tenant.token not in formatted and "secret-value" not in formatted
+
+
+async def test_namespaces_above_90_percent_of_max_bytes_are_counted(db, tenant, settings):
+    """Pass: of three namespaces with max_bytes 100 holding 91, 90 and 150 bytes (a limit
+    lowered below the usage), two count; one without max_bytes never does."""
+    metrics = WorkerMetrics()
+    worker = Worker(db, settings, metrics=metrics)
+    held = {"above": 91, "at": 90, "over": 150, "unlimited": 10_000}
+    namespaces = {name: await new_namespace(db, tenant.id, name) for name in held}
+    await drain(worker)
+    for name, size in held.items():
+        await kv.put_value(db, tenant.id, namespaces[name].id, "k", b"x" * size, "a/b")
+        if name != "unlimited":
+            await update_namespace(db, tenant.id, namespaces[name].id, {"max_bytes": 100})
+    await refresh_stats(worker.context)
+    text = metrics.exposition().decode()
+    assert value(text, "kvs_namespaces_near_limit") == 2
+    assert value(text, "kvs_stored_bytes") == sum(held.values())

@@ -29,6 +29,7 @@ DUPLICATE_RESOURCE = ErrorCode("10012", 409, "Duplicate resource")
 NAMESPACE_NOT_READY = ErrorCode("75002", 409, "Namespace not ready")
 NAMESPACE_DELETING = ErrorCode("75003", 409, "Namespace is being deleted")
 TTL_NOT_SUPPORTED = ErrorCode("75006", 409, "TTL not supported")
+STORAGE_LIMIT_REACHED = ErrorCode("75012", 409, "Namespace storage limit reached")
 PRECONDITION_FAILED = ErrorCode("75007", 412, "Precondition failed")
 PAYLOAD_TOO_LARGE = ErrorCode("75004", 413, "Payload too large")
 UNSUPPORTED_MEDIA_TYPE = ErrorCode("10014", 415, "Unsupported media type")
@@ -53,6 +54,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     NAMESPACE_NOT_READY,
     NAMESPACE_DELETING,
     TTL_NOT_SUPPORTED,
+    STORAGE_LIMIT_REACHED,
     PRECONDITION_FAILED,
     PAYLOAD_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
@@ -83,6 +85,7 @@ CODE_OF: dict[type[Exception], ErrorCode] = {
     web.BodyTimeout: BODY_TIMEOUT,
     web.TooManyFailures: TOO_MANY_REQUESTS,
     web.ShuttingDown: SERVICE_UNAVAILABLE,
+    web.BodyMemoryExhausted: SERVICE_UNAVAILABLE,
     web.RequestError: BAD_REQUEST,
     domain.InvalidKey: INVALID_KEY,
     domain.InvalidInput: BAD_REQUEST,
@@ -91,6 +94,7 @@ CODE_OF: dict[type[Exception], ErrorCode] = {
     domain.NamespaceDeleting: NAMESPACE_DELETING,
     domain.NamespaceNotReady: NAMESPACE_NOT_READY,
     domain.TtlNotSupported: TTL_NOT_SUPPORTED,
+    domain.StorageLimitReached: STORAGE_LIMIT_REACHED,
     domain.PreconditionFailed: PRECONDITION_FAILED,
     domain.ValueTooLarge: PAYLOAD_TOO_LARGE,
     domain.AuthenticationFailed: AUTHENTICATION_FAILED,

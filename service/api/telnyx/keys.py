@@ -5,17 +5,15 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from aiohttp import HttpVersion11, hdrs, web
+from aiohttp import hdrs, web
 
 from service.api.telnyx.codes import InvalidTtl
 from service.domain import keys as kv
-from service.domain.errors import ValueTooLarge
-from service.web.appkeys import DATABASE
+from service.web.appkeys import DATABASE, SETTINGS
 from service.web.auth import tenant_of
+from service.web.bodies import expect_when_read, received_value, value_limit
 from service.web.errors import BadRequest
-from service.web.front import answer_before_middlewares, expect_continue
 from service.web.parsing import (
-    body_deadline,
     decode_cursor,
     encode_cursor,
     etag,
@@ -47,35 +45,6 @@ def _entry_headers(version: int, expires_at: datetime | None) -> dict[str, str]:
     return headers
 
 
-def _too_large(length: int | None) -> bool:
-    return length is not None and length > kv.MAX_VALUE_BYTES
-
-
-async def expect_within_limit(request: web.Request) -> web.StreamResponse | None:
-    """Answers `Expect: 100-continue` with a final 413 when the declared body is too large, so
-    the client never sends it; otherwise as every route does (`expect_continue`)."""
-    continuing = request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
-    if request.version == HttpVersion11 and continuing and _too_large(request.content_length):
-        response = answer_before_middlewares(request, ValueTooLarge(kv.MAX_VALUE_BYTES))
-        response.force_close()
-        return response
-    return await expect_continue(request)
-
-
-async def read_value(request: web.Request) -> bytearray:
-    """The request body, refused as soon as it passes the limit, whatever its framing, or
-    when it takes longer than `body_timeout`."""
-    if _too_large(request.content_length):
-        raise ValueTooLarge(kv.MAX_VALUE_BYTES)
-    body = bytearray()
-    async with body_deadline(request):
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > kv.MAX_VALUE_BYTES:
-                raise ValueTooLarge(kv.MAX_VALUE_BYTES)
-    return body
-
-
 def parse_ttl(query: Any) -> int | None:
     """`ttl_secs` as whole seconds in 1..MAX_TTL_SECONDS, or None when absent."""
     if "ttl" in query:
@@ -95,7 +64,7 @@ def parse_ttl(query: Any) -> int | None:
     return int(values[0])
 
 
-@routes.put(KEY_PATH, expect_handler=expect_within_limit)
+@routes.put(KEY_PATH, expect_handler=expect_when_read)
 async def put_key(request: web.Request) -> web.Response:
     namespace_id = parse_uuid(request.match_info["id"])
     key = kv.validate_key(request.match_info["key"])
@@ -111,18 +80,21 @@ async def put_key(request: web.Request) -> web.Response:
         # RFC 9110: If-Match must hold (a live value exists) and If-None-Match: * must hold
         # (none exists): never both, so nothing may match.
         versions = []
-    value = await read_value(request)
-    written = await kv.put_value(
-        request.config_dict[DATABASE],
-        tenant_of(request),
-        namespace_id,
-        key,
-        value,
-        content_type,
-        ttl_seconds=ttl,
-        if_match=versions,
-        if_absent=if_none_match is not None,
-    )
+    tenant_id = tenant_of(request)
+    limit = await value_limit(request, tenant_id, namespace_id)
+    async with received_value(request, limit) as value:
+        written = await kv.put_value(
+            request.config_dict[DATABASE],
+            tenant_id,
+            namespace_id,
+            key,
+            value,
+            content_type,
+            ttl_seconds=ttl,
+            if_match=versions,
+            if_absent=if_none_match is not None,
+            value_ceiling=request.config_dict[SETTINGS].max_value_size_ceiling,
+        )
     return web.Response(
         status=201 if written.created else 200,
         headers=_entry_headers(written.version, written.expires_at),

@@ -6,16 +6,18 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from service.api.telnyx.models import (
+    CREATION_FIELDS,
     SERVER_OWNED_FIELDS,
     NamespaceCreate,
     NamespaceEnvelope,
     NamespaceList,
     NamespacePublic,
+    NamespaceUpdate,
     PageMeta,
 )
 from service.domain import namespaces
 from service.domain.namespaces import MAX_PAGE_SIZE, Namespace
-from service.web.appkeys import DATABASE
+from service.web.appkeys import DATABASE, SETTINGS
 from service.web.auth import tenant_of
 from service.web.parsing import parse_model, parse_positive_int, parse_uuid, read_json_object
 
@@ -37,7 +39,14 @@ async def create_namespace(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     spec = parse_model(NamespaceCreate, body, server_owned=SERVER_OWNED_FIELDS)
     ns = await namespaces.create_namespace(
-        request.config_dict[DATABASE], tenant_of(request), spec.name, ttl_support=spec.ttl_support
+        request.config_dict[DATABASE],
+        tenant_of(request),
+        spec.name,
+        ttl_support=spec.ttl_support,
+        description=spec.description,
+        max_bytes=spec.max_bytes,
+        max_value_size=spec.max_value_size,
+        value_ceiling=request.config_dict[SETTINGS].max_value_size_ceiling,
     )
     return _json(_envelope(ns), status=201)
 
@@ -66,6 +75,24 @@ async def get_namespace(request: web.Request) -> web.Response:
     namespace_id = parse_uuid(request.match_info["id"])
     ns = await namespaces.get_namespace(
         request.config_dict[DATABASE], tenant_of(request), namespace_id
+    )
+    return _json(_envelope(ns))
+
+
+@routes.patch("/storage/kvs/{id:[^/]+}")
+async def update_namespace(request: web.Request) -> web.Response:
+    """Extension: changes the settings the body names; null removes one."""
+    namespace_id = parse_uuid(request.match_info["id"])
+    body = await read_json_object(request)
+    spec = parse_model(
+        NamespaceUpdate, body, server_owned=SERVER_OWNED_FIELDS, fixed=CREATION_FIELDS
+    )
+    ns = await namespaces.update_namespace(
+        request.config_dict[DATABASE],
+        tenant_of(request),
+        namespace_id,
+        {field: getattr(spec, field) for field in spec.model_fields_set},
+        value_ceiling=request.config_dict[SETTINGS].max_value_size_ceiling,
     )
     return _json(_envelope(ns))
 

@@ -51,6 +51,8 @@ DELETE FROM kv_entries WHERE namespace_id = $1 AND key IN (
 -- write: delete_namespace_row
 WITH storage AS (
     DELETE FROM namespace_storage WHERE namespace_id = $1
+), usage AS (
+    DELETE FROM namespace_usage WHERE namespace_id = $1
 )
 DELETE FROM namespaces WHERE id = $1;
 

@@ -3,12 +3,17 @@
 -- when the namespace is ready, the outcome; no row at all means no such namespace for this
 -- tenant. An expired row is treated everywhere as absent, whether or not a sweep removed it.
 -- Parameters: $1 namespace id, $2 tenant id, $3 key.
+--
+-- A write also returns the namespace's value limit (its max_value_size, else $8, and never
+-- above the server's ceiling $9) and stores nothing above it. Triggers count every written
+-- and removed row in the namespace's usage, and refuse growth past max_bytes (SQLSTATE KV001).
 
 -- write: put_entry
 -- $4 value, $5 content type, $6 ttl seconds (NULL: no expiry), $7 create only (If-None-Match:
 -- *): then a live value is left alone and no row comes back.
 WITH ns AS (
-    SELECT status, ttl_support FROM namespaces WHERE id = $1 AND tenant_id = $2
+    SELECT status, ttl_support, least(coalesce(max_value_size, $8), $9) AS value_limit
+    FROM namespaces WHERE id = $1 AND tenant_id = $2
 ), written AS (
     INSERT INTO kv_entries AS e (namespace_id, key, value, content_type, size_bytes, expires_at,
                                  version, created_version)
@@ -16,6 +21,7 @@ WITH ns AS (
            now() + make_interval(secs => $6), v.v, v.v
     FROM ns, LATERAL (SELECT nextval('kv_versions') AS v) v
     WHERE ns.status = 'provision_ok' AND ($6::float8 IS NULL OR ns.ttl_support)
+      AND octet_length($4::bytea) <= ns.value_limit
     ON CONFLICT (namespace_id, key) DO UPDATE SET
         value = EXCLUDED.value, content_type = EXCLUDED.content_type,
         size_bytes = EXCLUDED.size_bytes, expires_at = EXCLUDED.expires_at,
@@ -27,7 +33,7 @@ WITH ns AS (
     WHERE NOT $7 OR e.expires_at <= now()
     RETURNING version, version = created_version AS created, expires_at
 )
-SELECT ns.status, ns.ttl_support, w.version, w.created, w.expires_at
+SELECT ns.status, ns.ttl_support, ns.value_limit, w.version, w.created, w.expires_at
 FROM ns LEFT JOIN written w ON true;
 
 -- write: put_entry_if_match
@@ -35,7 +41,8 @@ FROM ns LEFT JOIN written w ON true;
 -- live value (If-Match: *). A concurrent write in between makes the version differ, so this is
 -- a compare-and-set.
 WITH ns AS (
-    SELECT status, ttl_support FROM namespaces WHERE id = $1 AND tenant_id = $2
+    SELECT status, ttl_support, least(coalesce(max_value_size, $8), $9) AS value_limit
+    FROM namespaces WHERE id = $1 AND tenant_id = $2
 ), written AS (
     UPDATE kv_entries AS e SET
         value = $4::bytea, content_type = $5::text, size_bytes = octet_length($4::bytea),
@@ -44,11 +51,12 @@ WITH ns AS (
     FROM ns
     WHERE e.namespace_id = $1 AND e.key = $3
       AND ns.status = 'provision_ok' AND ($6::float8 IS NULL OR ns.ttl_support)
+      AND octet_length($4::bytea) <= ns.value_limit
       AND (e.expires_at IS NULL OR e.expires_at > now())
       AND ($7::bigint[] IS NULL OR e.version = ANY($7))
     RETURNING e.version, false AS created, e.expires_at
 )
-SELECT ns.status, ns.ttl_support, w.version, w.created, w.expires_at
+SELECT ns.status, ns.ttl_support, ns.value_limit, w.version, w.created, w.expires_at
 FROM ns LEFT JOIN written w ON true;
 
 -- read: get_entry

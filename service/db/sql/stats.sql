@@ -1,5 +1,5 @@
 -- Figures for the service-wide gauges, refreshed by the worker every stats_interval seconds.
--- None of them reads kv_entries: their cost does not grow with the stored data.
+-- None of them reads kv_entries: their cost does not grow with the stored keys.
 
 -- read: namespace_counts
 SELECT status, count(*)::bigint AS n FROM namespaces GROUP BY status;
@@ -16,6 +16,15 @@ SELECT kind,
 FROM jobs GROUP BY 1, 2;
 
 -- read: storage_totals
--- PostgreSQL's running count of live rows and the table's on-disk size with TOAST and indexes.
-SELECT pg_stat_get_live_tuples('kv_entries'::regclass) AS keys,
-       pg_total_relation_size('kv_entries'::regclass) AS bytes;
+-- The exact usage of all namespaces (a few rows per namespace, never the keys), how many
+-- namespaces with max_bytes use over 90 % of it, and the table's on-disk size with TOAST and
+-- indexes.
+WITH per_namespace AS (
+    SELECT namespace_id, sum(keys) AS keys, sum(bytes) AS bytes
+    FROM namespace_usage GROUP BY namespace_id
+)
+SELECT coalesce(sum(p.keys), 0)::bigint AS keys,
+       coalesce(sum(p.bytes), 0)::bigint AS bytes,
+       count(*) FILTER (WHERE p.bytes > 0.9 * n.max_bytes)::bigint AS near_limit,
+       pg_total_relation_size('kv_entries'::regclass) AS disk_bytes
+FROM per_namespace p JOIN namespaces n ON n.id = p.namespace_id;

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from service.db.queries import queries
 from tests.support import error_code, key_url, put
 
 BASE = "/v2/storage/kvs"
@@ -267,8 +268,7 @@ async def test_a_put_racing_the_final_removal_of_its_namespace_is_404_not_500(
 ):
     """The PUT's snapshot still sees a ready namespace; the removal commits under it."""
     async with db.transaction() as remover:
-        await remover.execute("DELETE FROM namespace_storage WHERE namespace_id = $1", namespace)
-        await remover.execute("DELETE FROM namespaces WHERE id = $1", namespace)
+        await remover.execute(queries().delete_namespace_row, namespace)
         racing = asyncio.create_task(put(client, tenant, namespace, "k"))
         await asyncio.sleep(0.3)  # the PUT is now waiting on the removed row's lock
         assert not racing.done()

@@ -90,6 +90,10 @@ NAMESPACE = {
     "status": "pending",
     "status_reason": None,
     "ttl_support": True,
+    "description": None,
+    "max_bytes": None,
+    "max_value_size": None,
+    "usage": {"keys": 0, "bytes": 0},
     "created_at": "2026-01-01T00:00:00Z",
     "updated_at": "2026-01-01T00:00:00Z",
 }

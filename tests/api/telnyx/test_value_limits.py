@@ -1,11 +1,12 @@
-"""The 1 MiB value limit, enforced while streaming, whatever the framing, in bounded memory."""
+"""Value limits: 1 MiB by default or a namespace's max_value_size, enforced while streaming,
+whatever the framing, in bounded memory."""
 
 import asyncio
 import sys
 
 import pytest
 
-from service.domain.keys import MAX_VALUE_BYTES
+from service.domain.keys import DEFAULT_VALUE_LIMIT
 from tests.support import KVS, children_of, closed_port, key_url, worker_env
 from tests.support.rawhttp import (
     chunked,
@@ -34,7 +35,7 @@ async def test_exactly_1_mib_is_accepted_and_one_byte_more_is_413(
     client, tenant, namespace, framing
 ):
     port = client.server.port
-    for size, status in [(MAX_VALUE_BYTES, 201), (MAX_VALUE_BYTES + 1, 413)]:
+    for size, status in [(DEFAULT_VALUE_LIMIT, 201), (DEFAULT_VALUE_LIMIT + 1, 413)]:
         key = f"k{size}"
         if framing == "length":
             head = put_head(path(namespace, key), tenant.token, f"Content-Length: {size}\r\n")
@@ -181,3 +182,97 @@ async def test_an_http_1_0_client_gets_no_interim_100_continue(client, tenant, n
     resp = await exchange(client.server.port, head, [b"abc"])
     assert resp.status == 201
     assert await stored_size(client, tenant, namespace) == 3
+
+
+async def set_value_limit(client, tenant, namespace, size):
+    resp = await client.patch(
+        f"/v2/storage/kvs/{namespace}", json={"max_value_size": size}, headers=tenant.headers
+    )
+    assert resp.status == 200
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+async def test_a_raised_max_value_size_takes_2_mib_values_at_once(
+    client, tenant, namespace, framing
+):
+    await put_value_of(client, tenant, namespace, MIB + 1, framing, expect=413)  # remembered
+    await set_value_limit(client, tenant, namespace, 2 * MIB)
+    await put_value_of(client, tenant, namespace, 2 * MIB, framing, expect=201)
+    resp = await client.get(key_url(namespace, "k"), headers=tenant.headers)
+    assert len(await resp.read()) == 2 * MIB
+    resp = await put_value_of(client, tenant, namespace, 2 * MIB + 1, framing, expect=413)
+    assert b"at most 2097152 bytes" in resp.body
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+async def test_a_lowered_max_value_size_refuses_a_byte_more(client, tenant, namespace, framing):
+    await put_value_of(client, tenant, namespace, 100, framing, expect=201)  # remembered
+    await set_value_limit(client, tenant, namespace, 10)
+    await put_value_of(client, tenant, namespace, 10, framing, expect=200)
+    resp = await put_value_of(client, tenant, namespace, 11, framing, expect=413)
+    assert b'"75004"' in resp.body and b"at most 10 bytes" in resp.body
+    assert await stored_size(client, tenant, namespace) == 10
+
+
+async def test_a_content_length_over_the_namespaces_limit_is_refused_before_the_body(
+    client, tenant, namespace
+):
+    await set_value_limit(client, tenant, namespace, 1000)
+    head = put_head(path(namespace), tenant.token, "Content-Length: 1001\r\n")
+    resp = await head_only(client.server.port, head)  # and not one byte of the body
+    assert resp.status == 413 and b"at most 1000 bytes" in resp.body
+
+
+async def test_expect_100_continue_is_refused_over_the_namespaces_limit_before_it_is_sent(
+    client, tenant, namespace
+):
+    await set_value_limit(client, tenant, namespace, 1000)
+    head = put_head(
+        path(namespace), tenant.token, "Content-Length: 1001\r\nExpect: 100-continue\r\n"
+    )
+    resp = await head_only(client.server.port, head)
+    assert resp.status == 413  # the final answer, with no "100 Continue" before it
+    assert resp.headers["connection"] == "close"  # the body may or may not follow
+
+
+async def test_expect_100_continue_invites_a_body_over_1_mib_within_the_namespaces_limit(
+    client, tenant, namespace
+):
+    await set_value_limit(client, tenant, namespace, 3 * MIB)
+    size = 3 * MIB
+    head = put_head(
+        path(namespace), tenant.token, f"Content-Length: {size}\r\nExpect: 100-continue\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    try:
+        writer.write(head)
+        async with asyncio.timeout(10):
+            assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+            for chunk in plain(size):
+                writer.write(chunk)
+            resp = await read_response(reader)
+    finally:
+        writer.close()
+    assert resp.status == 201
+    assert await stored_size(client, tenant, namespace) == size
+
+
+async def test_expect_100_continue_to_an_unknown_namespace_is_404_before_the_body(client, tenant):
+    head = put_head(
+        path("7d1b0c5e-9f3a-4c1e-8f5e-0a2b3c4d5e6f"),
+        tenant.token,
+        "Content-Length: 5\r\nExpect: 100-continue\r\n",
+    )
+    resp = await head_only(client.server.port, head)
+    assert resp.status == 404 and resp.headers["connection"] == "close"
+
+
+async def put_value_of(client, tenant, namespace, size, framing, *, expect):
+    if framing == "length":
+        head = put_head(path(namespace), tenant.token, f"Content-Length: {size}\r\n")
+        resp = await exchange(client.server.port, head, plain(size))
+    else:
+        head = put_head(path(namespace), tenant.token, "Transfer-Encoding: chunked\r\n")
+        resp = await exchange(client.server.port, head, chunked(size))
+    assert resp.status == expect, resp.body
+    return resp
