@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     max_value_size_ceiling: int = Field(default=16 * 1024 * 1024, ge=1, le=2**31 - 1)
     # Bytes of request bodies (values being uploaded) one serving process holds at once; a
     # request past it waits up to body_memory_wait seconds for room, then gets 503. The
-    # process's memory for bodies is about twice this (the body, and its copy for the driver).
+    # process's memory for bodies is up to about three times this (the body, and the copies
+    # the database driver makes as it sends it).
     body_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     body_memory_wait: float = Field(default=2.0, ge=0)
 

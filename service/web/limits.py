@@ -3,12 +3,36 @@ limits of recently written namespaces (used by service/web/bodies.py)."""
 
 import asyncio
 import collections
+import ctypes
+import ctypes.util
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
 
 from service.web.errors import BodyMemoryExhausted
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def return_large_buffers_to_the_os(threshold: int = 1024 * 1024) -> bool:
+    """Makes glibc's malloc give each allocation of `threshold` bytes or more its own mapping,
+    unmapped when freed; False where there is no glibc.
+
+    glibc starts so (at 128 KiB) but raises the threshold to the size of each large block
+    freed, so after a burst of 16 MiB uploads their buffers come from the heap and stay in the
+    process's RSS when freed (374 MiB instead of 194 MiB after 64 x 16 MiB in two processes).
+    A fixed threshold turns that adjustment off; values up to 1 MiB keep using the heap.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    return mallopt(_M_MMAP_THRESHOLD, threshold) == 1
+
 
 # How long a namespace's value limit is remembered. It only decides how early a value is
 # refused: the write itself checks the limit in force, and a cached limit that would refuse

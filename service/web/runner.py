@@ -33,6 +33,7 @@ from service.web.app import create_app
 from service.web.appkeys import ERRORS, METRICS, METRICS_PORT, REQUEST_ID, SHUTTING_DOWN
 from service.web.errors import BadRequest, ErrorShape
 from service.web.front import expectation_failed
+from service.web.limits import return_large_buffers_to_the_os
 from service.web.metrics import ApiMetrics
 
 log = logging.getLogger("kvs")
@@ -166,6 +167,7 @@ async def serve(
     # sent is delivered now, to the handler.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     channel = None if supervisor is None else _Supervisor(supervisor, stop)
+    return_large_buffers_to_the_os()
     app = create_app(settings)
     runner = ContractErrorsRunner(
         app,
