@@ -54,9 +54,12 @@ class Settings(BaseSettings):
     body_timeout: float = Field(default=60.0, gt=0)
 
     # The largest max_value_size a namespace may set (a namespace without one takes 1 MiB).
-    max_value_size_ceiling: int = Field(default=16 * 1024 * 1024, ge=1, le=2**31 - 1)
-    # Bytes of request bodies (values being uploaded) one serving process holds at once; a
-    # request past it waits up to body_memory_wait seconds for room, then gets 503. The
+    # At most 256 MiB: PostgreSQL holds at most 1 GB in one value, and an upload takes about
+    # three times its size in memory while it is stored.
+    max_value_size_ceiling: int = Field(default=16 * 1024 * 1024, ge=1, le=256 * 1024 * 1024)
+    # Bytes of request bodies (values being uploaded) one serving process holds at once, one
+    # tenant at most a quarter of it; a request past either waits up to body_memory_wait
+    # seconds for room, then gets 503. The
     # process's memory for bodies is up to about three times this (the body, and the copies
     # the database driver makes as it sends it).
     body_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=1)

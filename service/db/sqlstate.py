@@ -17,7 +17,7 @@ from service.domain.errors import (
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53")
 _DISK_FULL_STATE = "53100"
 _CANCELED_STATE = "57014"
-# Raised by the usage triggers (migrations/0003): a refusal, not a failure of the database.
+# Raised by the usage triggers (migrations/0004): a refusal, not a failure of the database.
 _STORAGE_LIMIT_STATE = "KV001"
 
 # A connection whose session is gone: the statement may have run (for writes, the outcome is

@@ -69,13 +69,15 @@ def effective_value_limit(max_value_size: int | None, value_ceiling: int) -> int
     return min(DEFAULT_VALUE_LIMIT if max_value_size is None else max_value_size, value_ceiling)
 
 
-async def value_limit(db: Database, tenant_id: UUID, namespace_id: UUID, value_ceiling: int) -> int:
-    """The largest value the namespace takes now; NamespaceNotFound when there is no such
-    namespace for this tenant."""
+async def value_limit(
+    db: Database, tenant_id: UUID, namespace_id: UUID, value_ceiling: int, *, ttl: bool = False
+) -> int:
+    """The largest value the namespace takes now. Raises as a write would when there is no
+    such namespace for this tenant, it is not ready, or `ttl` is asked of one without TTL
+    support, so that a request can be refused before its value is read."""
     row = await db.fetchrow(queries().namespace_value_limit, namespace_id, tenant_id)
-    if row is None:
-        raise NamespaceNotFound()
-    return effective_value_limit(row[0], value_ceiling)
+    _check_ready(row, ttl=ttl)
+    return effective_value_limit(row["max_value_size"], value_ceiling)
 
 
 def _check_ready(row: asyncpg.Record | None, *, ttl: bool = False) -> None:

@@ -10,29 +10,32 @@ from aiohttp import HttpVersion11, hdrs, web
 from service.domain import keys as kv
 from service.domain.errors import ValueTooLarge
 from service.web.appkeys import BODY_BUDGET, CONTINUE_PENDING, DATABASE, SETTINGS, VALUE_LIMITS
+from service.web.auth import tenant_of
 from service.web.front import expectation_failed
 from service.web.parsing import body_deadline
 
 
-async def value_limit(request: web.Request, tenant_id: UUID, namespace_id: UUID) -> int:
+async def value_limit(
+    request: web.Request, tenant_id: UUID, namespace_id: UUID, *, ttl: bool = False
+) -> int:
     """The largest value the namespace takes, as far as this request's declared length needs
-    to know (service/web/limits.py ValueLimits)."""
-    db, ceiling = (
-        request.config_dict[DATABASE],
-        request.config_dict[SETTINGS].max_value_size_ceiling,
-    )
+    to know (service/web/limits.py ValueLimits). Reading it refuses, before the body, a write
+    to a namespace that is missing, not ready, or (`ttl`) without TTL support."""
+    db = request.config_dict[DATABASE]
+    ceiling = request.config_dict[SETTINGS].max_value_size_ceiling
     return await request.config_dict[VALUE_LIMITS].of(
         tenant_id,
         namespace_id,
         request.content_length,
-        lambda: kv.value_limit(db, tenant_id, namespace_id, ceiling),
+        lambda: kv.value_limit(db, tenant_id, namespace_id, ceiling, ttl=ttl),
     )
 
 
 async def expect_when_read(request: web.Request) -> web.StreamResponse | None:
     """The Expect handler of a route that stores its body: `100 Continue` is sent only when
     the handler reads the body (received_value), so that a request refused before (unknown
-    namespace, value over its limit) never has its body sent. 417 for any other expectation."""
+    or unready namespace, value over its limit) never has its body sent. 417 for any other
+    expectation."""
     if request.version != HttpVersion11:
         return None
     if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
@@ -53,7 +56,8 @@ async def received_value(request: web.Request, limit: int) -> AsyncIterator[byte
     declared = request.content_length
     if declared is not None and declared > limit:
         raise ValueTooLarge(limit)
-    async with request.config_dict[BODY_BUDGET].reserve(limit if declared is None else declared):
+    size = limit if declared is None else declared
+    async with request.config_dict[BODY_BUDGET].reserve(size, owner=tenant_of(request)):
         if request.get(CONTINUE_PENDING):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0

@@ -5,8 +5,9 @@ import asyncio
 import collections
 import ctypes
 import ctypes.util
+import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from uuid import UUID
 
@@ -41,7 +42,8 @@ _LIMIT_SECONDS = 10.0
 
 
 class ValueLimits:
-    """The value limits of recently written namespaces, per process."""
+    """The value limits of recently written namespaces, per process; past `max_entries`, the
+    ones read longest ago are forgotten first."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
@@ -61,49 +63,82 @@ class ValueLimits:
             if time.monotonic() < entry[0] + _LIMIT_SECONDS:
                 return entry[1]
         limit = await read()
+        self._entries.pop((tenant_id, namespace_id), None)  # re-inserted last: oldest first
         if len(self._entries) >= self.max_entries:
-            self._entries.clear()
+            for oldest in list(itertools.islice(self._entries, self.max_entries // 10 or 1)):
+                del self._entries[oldest]
         self._entries[(tenant_id, namespace_id)] = (time.monotonic(), limit)
         return limit
 
 
 class BodyBudget:
     """The bytes of request bodies a process may hold at once. A request reserves its body's
-    size before reading it and gives it back when answered; one that finds the budget spent
-    waits its turn (first come, first served) for up to `wait` seconds, then is refused with
-    BodyMemoryExhausted (503). A body larger than the whole budget is read when it is alone."""
+    size before reading it and gives it back when answered. Each owner (a tenant) may hold at
+    most a quarter of the budget, so that one tenant's slow uploads cannot hold everyone's
+    (a body larger than that is read when its owner holds nothing, one larger than the whole
+    budget when nothing is held at all).
+
+    A request that cannot have its bytes now waits, for up to `wait` seconds, then is refused
+    with BodyMemoryExhausted (503). The budget goes to waiters in the order they came; one
+    that waits only for its own owner's bodies to finish lets the others pass.
+    """
 
     def __init__(self, capacity: int, wait: float) -> None:
         self.capacity = capacity
+        self.share = max(capacity // 4, 1)
         self.wait = wait
         self.held = 0
-        self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
+        self._held_by: dict[Hashable, int] = {}
+        self._waiters: collections.deque[tuple[int, Hashable, asyncio.Future]] = collections.deque()
 
-    def _fits(self, size: int) -> bool:
+    def held_by(self, owner: Hashable) -> int:
+        return self._held_by.get(owner, 0)
+
+    def _fits_budget(self, size: int) -> bool:
         return self.held == 0 or self.held + size <= self.capacity
 
+    def _fits_share(self, size: int, owner: Hashable) -> bool:
+        own = self._held_by.get(owner, 0)
+        return own == 0 or own + size <= self.share
+
+    def _take(self, size: int, owner: Hashable) -> None:
+        self.held += size
+        self._held_by[owner] = self._held_by.get(owner, 0) + size
+
+    def _give(self, size: int, owner: Hashable) -> None:
+        self.held -= size
+        left = self._held_by.get(owner, 0) - size
+        if left > 0:
+            self._held_by[owner] = left
+        else:  # an empty body's 0 bytes may be given back after the owner's last others
+            self._held_by.pop(owner, None)
+
     @asynccontextmanager
-    async def reserve(self, size: int) -> AsyncIterator[None]:
-        """Holds `size` bytes of the budget for the duration of the block."""
-        if self._waiters or not self._fits(size):
-            await self._wait_for(size)
+    async def reserve(self, size: int, owner: Hashable = None) -> AsyncIterator[None]:
+        """Holds `size` bytes of the budget, on `owner`'s share, for the duration of the block."""
+        if not self._waiters and self._fits_budget(size) and self._fits_share(size, owner):
+            self._take(size, owner)
         else:
-            self.held += size
+            await self._wait_for(size, owner)
         try:
             yield
         finally:
-            self.held -= size
+            self._give(size, owner)
             self._wake()
 
-    async def _wait_for(self, size: int) -> None:
-        waiter = (size, asyncio.get_running_loop().create_future())
+    async def _wait_for(self, size: int, owner: Hashable) -> None:
+        waiter = (size, owner, asyncio.get_running_loop().create_future())
         self._waiters.append(waiter)
+        self._wake()
+        granted = waiter[2]
+        if granted.done():
+            return
         try:
             async with asyncio.timeout(self.wait):
-                await waiter[1]
+                await granted
         except BaseException as err:
-            if waiter[1].done() and not waiter[1].cancelled():
-                self.held -= size  # granted as the wait ended: given back
+            if granted.done() and not granted.cancelled():
+                self._give(size, owner)  # granted as the wait ended: given back
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
             self._wake()
@@ -114,9 +149,14 @@ class BodyBudget:
             raise
 
     def _wake(self) -> None:
-        """Hands the budget to the waiters at the front that now fit, in order."""
-        while self._waiters and self._fits(self._waiters[0][0]):
-            size, future = self._waiters.popleft()
-            if not future.done():
-                self.held += size
+        """Hands the budget to the waiters that now may have it, in the order they came."""
+        for waiter in list(self._waiters):
+            size, owner, future = waiter
+            if future.done():  # cancelled: its task removes it
+                continue
+            if not self._fits_budget(size):
+                break
+            if self._fits_share(size, owner):
+                self._waiters.remove(waiter)
+                self._take(size, owner)
                 future.set_result(None)

@@ -76,7 +76,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raw = await request.read()
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (ValueError, RecursionError) as err:
+        # ValueError: malformed JSON, bytes that are not UTF-8, or an integer of more than
+        # 4,300 digits (Python's limit); RecursionError: nesting deeper than the parser goes.
         raise BadRequest("The request body is not valid JSON.", pointer="") from err
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", pointer="")

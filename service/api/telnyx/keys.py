@@ -81,7 +81,7 @@ async def put_key(request: web.Request) -> web.Response:
         # (none exists): never both, so nothing may match.
         versions = []
     tenant_id = tenant_of(request)
-    limit = await value_limit(request, tenant_id, namespace_id)
+    limit = await value_limit(request, tenant_id, namespace_id, ttl=ttl is not None)
     async with received_value(request, limit) as value:
         written = await kv.put_value(
             request.config_dict[DATABASE],

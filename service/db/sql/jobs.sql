@@ -49,10 +49,10 @@ DELETE FROM kv_entries WHERE namespace_id = $1 AND key IN (
 );
 
 -- write: delete_namespace_row
+-- Its usage rows go with it (ON DELETE CASCADE, so that a worker of an older release, which
+-- knows nothing of them, can delete too).
 WITH storage AS (
     DELETE FROM namespace_storage WHERE namespace_id = $1
-), usage AS (
-    DELETE FROM namespace_usage WHERE namespace_id = $1
 )
 DELETE FROM namespaces WHERE id = $1;
 

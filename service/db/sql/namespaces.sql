@@ -1,5 +1,5 @@
 -- A namespace as every answer shows it: its settings and its usage (the sum of its usage
--- rows, service/migrations/0003). Parameters: $1 namespace id, $2 tenant id, unless told.
+-- rows, migrations/0004). Parameters: $1 namespace id, $2 tenant id, unless told.
 
 -- write: create_namespace
 -- The namespace and its provisioning job are created by one atomic statement (its usage rows
@@ -40,8 +40,8 @@ LATERAL (
 ORDER BY n.created_at DESC, n.id DESC;
 
 -- read: namespace_value_limit
--- The namespace's max_value_size, NULL when it has none; no row when there is no such namespace.
-SELECT max_value_size FROM namespaces WHERE id = $1 AND tenant_id = $2;
+-- What a write checks before it reads its value; no row when there is no such namespace.
+SELECT status, ttl_support, max_value_size FROM namespaces WHERE id = $1 AND tenant_id = $2;
 
 -- write: lock_namespace_settings
 -- The first statement of a settings change: no row when there is no such namespace. NO KEY

@@ -137,7 +137,10 @@ async def test_patch_refuses_unknown_fixed_and_server_owned_fields(
     assert (await shown(client, tenant, namespace))["description"] is None
 
 
-@pytest.mark.parametrize("body", [b"[]", b"not json", b'"text"', b""])
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b"not json", b'"text"', b"", b'{"max_bytes": ' + b"9" * 5000 + b"}", b"[" * 50_000],
+)
 async def test_patch_needs_a_json_object(client, tenant, namespace, body):
     resp = await client.patch(
         f"{BASE}/{namespace}",

@@ -104,7 +104,13 @@ async def test_ttl_support_must_be_a_boolean(client, tenant, ttl_support):
     assert (await resp.json())["errors"][0]["source"] == {"pointer": "/ttl_support"}
 
 
-@pytest.mark.parametrize("body", [b"{", b"", b"\xff\xfe", b'"name"', b"[1]", b"null"])
+HUGE_NUMBER = b'{"name": "n", "max_bytes": ' + b"1" * 4301 + b"}"  # past Python's digit limit
+DEEP = b'{"name": "n", "description": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+@pytest.mark.parametrize(
+    "body", [b"{", b"", b"\xff\xfe", b'"name"', b"[1]", b"null", HUGE_NUMBER, DEEP]
+)
 async def test_malformed_json_is_400(client, tenant, body):
     resp = await client.post(BASE, data=body, headers=tenant.headers)
     assert resp.status == 400

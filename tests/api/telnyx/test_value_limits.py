@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from service.domain.keys import DEFAULT_VALUE_LIMIT
-from service.domain.namespaces import update_namespace
+from service.domain.namespaces import create_namespace, update_namespace
 from tests.support import KVS, children_of, closed_port, key_url, worker_env
 from tests.support.rawhttp import (
     chunked,
@@ -336,3 +336,13 @@ async def test_16_mib_uploads_stay_within_the_body_budget_and_their_memory_is_gi
     )
     assert (peak - baseline) / MIB < 240
     assert (after - baseline) / MIB < 50
+
+
+async def test_expect_100_continue_to_a_pending_namespace_is_409_before_the_body(
+    client, tenant, db
+):
+    pending = await create_namespace(db, tenant.id, "pending")
+    head = put_head(path(pending.id), tenant.token, "Content-Length: 5\r\nExpect: 100-continue\r\n")
+    resp = await head_only(client.server.port, head)
+    assert resp.status == 409 and b'"75002"' in resp.body
+    assert resp.headers["connection"] == "close"

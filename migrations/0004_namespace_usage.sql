@@ -1,27 +1,19 @@
--- Namespace settings (a description and two limits) and each namespace's exact usage: its
--- live keys and their value bytes, kept by triggers on kv_entries so that every path that
--- writes or removes a key (requests, the sweeper, namespace deletion) counts, inside the same
--- transaction, and a rolled-back write counts for nothing.
+-- Each namespace's exact usage: its live keys and their value bytes, kept by triggers on
+-- kv_entries so that every path that writes or removes a key (requests, the sweeper,
+-- namespace deletion) counts, inside the same transaction, and a rolled-back write counts for
+-- nothing.
 
--- Writes to kv_entries must wait until the usage is counted and the triggers exist, and no
--- namespace may appear without its usage rows.
+-- Writes to kv_entries and new namespaces wait (reads go on) while the usage is counted, once,
+-- and the triggers are made, so that nothing is written uncounted in between.
 LOCK TABLE namespaces, kv_entries IN SHARE ROW EXCLUSIVE MODE;
-
-ALTER TABLE namespaces
-    ADD COLUMN description text CHECK (char_length(description) <= 1024),
-    ADD COLUMN max_bytes bigint CHECK (max_bytes >= 1),
-    ADD COLUMN max_value_size integer CHECK (max_value_size >= 1);
-
--- The totals that namespace_storage was to hold are kept here instead.
-ALTER TABLE namespace_storage DROP COLUMN key_count, DROP COLUMN value_bytes;
 
 -- A namespace's usage is the sum of its 16 rows. Without max_bytes a write adds to the row of
 -- its session (pg_backend_pid() % 16), so concurrent writers rarely wait on each other's row
--- lock, held until commit. With max_bytes every write goes to row 0 and is checked there:
+-- lock, held until commit. With max_bytes every write counts in row 0 and is checked there:
 -- writers of that namespace take turns, which is what makes the check exact. Setting
 -- max_bytes moves rows 1-15 into row 0, so row 0 alone is the usage while a limit is set.
 CREATE TABLE namespace_usage (
-    namespace_id  uuid NOT NULL REFERENCES namespaces (id),
+    namespace_id  uuid NOT NULL REFERENCES namespaces (id) ON DELETE CASCADE,
     shard         smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
     keys          bigint NOT NULL DEFAULT 0,
     bytes         bigint NOT NULL DEFAULT 0,
