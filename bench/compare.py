@@ -1,13 +1,15 @@
 """The same wrk load against this tree and an earlier revision, alternated, on one PostgreSQL:
 what a change costs, measured side by side (the machine's drift hits both alike).
 
-    .venv/bin/python bench/compare.py REV [--op put|get] [--rounds 4] [--seconds 8]
+    .venv/bin/python bench/compare.py REV [--op put|get] [--rounds 4] [--seconds 8] [--rate N]
 
 REV is checked out into a temporary git worktree and served by the same interpreter. Each
 tree gets a database of its own, migrated by its own migrations, with 100,000 1 KiB keys in
 one namespace; `kvs serve` (one process per CPU) and `kvs worker` of each run side by side,
-and wrk runs against one and then the other, `--rounds` times. Prints each run's rate, the
-medians and their ratio. Needs wrk (Debian's `wrk`).
+and wrk runs against one and then the other (the other first in every other round),
+`--rounds` times: at full speed, or with
+`--rate N` offering N requests a second in all (for latency at a given load). Prints each run's
+rate and p99, the medians and their ratio. Needs wrk (Debian's `wrk`).
 """
 
 import argparse
@@ -30,7 +32,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 KEYS = 100_000
 sys.path.insert(0, str(BENCH))
-from run import free_port, process, wrk  # noqa: E402 - the bench's own helpers
+from run import CONNECTIONS, free_port, process, wrk  # noqa: E402 - the bench's own helpers
 
 
 @contextmanager
@@ -101,11 +103,14 @@ def main() -> None:
     parser.add_argument("--op", choices=["put", "get"], default="put")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rate", type=float, help="offered requests/s, all connections together")
     args = parser.parse_args()
+    delay_ms = round(CONNECTIONS * 1000 / args.rate, 2) if args.rate else 0
     script = BENCH / "lua" / "kv.lua"
     # Served from a neutral directory: each process imports the `service` of its PYTHONPATH.
     os.chdir(tempfile.gettempdir())
     rates: dict[str, list[float]] = {args.rev: [], "this tree": []}
+    p99s: dict[str, list[float]] = {args.rev: [], "this tree": []}
     with ExitStack() as stack:
         postgres = stack.enter_context(temporary_postgres())
         trees = {args.rev: stack.enter_context(worktree(args.rev)), "this tree": REPO}
@@ -130,14 +135,32 @@ def main() -> None:
             targets[name] = (f"http://127.0.0.1:{port}", namespace, token)
             wrk(targets[name][0], script, args.op, namespace, token, KEYS, 1024, seconds=2)
         for round_ in range(args.rounds):
-            for name, (url, namespace, token) in targets.items():
-                load = wrk(url, script, args.op, namespace, token, KEYS, 1024, seconds=args.seconds)
+            # Each goes first every other round: whatever one run leaves behind (dirty pages,
+            # WAL, garbage to vacuum) weighs on the next, and so on both alike.
+            order = list(targets.items())
+            for name, (url, namespace, token) in order if round_ % 2 == 0 else order[::-1]:
+                load = wrk(
+                    url,
+                    script,
+                    args.op,
+                    namespace,
+                    token,
+                    KEYS,
+                    1024,
+                    delay_ms,
+                    seconds=args.seconds,
+                )
                 rates[name].append(load.rate)
-                print(f"round {round_ + 1}: {name:>10}  {args.op.upper()} {load.rate:8,.0f}/s")
+                p99s[name].append(load.p99_ms)
+                print(
+                    f"round {round_ + 1}: {name:>10}  {args.op.upper()} {load.rate:8,.0f}/s"
+                    f"  p99 {load.p99_ms:6.2f} ms"
+                )
     base, head = (statistics.median(r) for r in rates.values())
+    base_p99, head_p99 = (statistics.median(p) for p in p99s.values())
     print(
-        f"median {args.op.upper()} 1 KiB: {args.rev} {base:,.0f}/s, this tree {head:,.0f}/s;"
-        f" ratio {head / base:.2f}"
+        f"median {args.op.upper()} 1 KiB: {args.rev} {base:,.0f}/s (p99 {base_p99:.2f} ms),"
+        f" this tree {head:,.0f}/s (p99 {head_p99:.2f} ms); rate ratio {head / base:.2f}"
     )
 
 

@@ -76,19 +76,24 @@ BEGIN
 END;
 $$;
 
--- One row written: an insert adds a key, an update changes only the byte count.
+-- One row written: an insert adds a key and its bytes; an update, only a change of size (the
+-- WHEN clause spares every other update even the trigger's call: an overwrite of the same
+-- size costs nothing here).
 CREATE FUNCTION kv_entries_count_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM add_namespace_usage(NEW.namespace_id, 1, NEW.size_bytes);
-    ELSIF NEW.size_bytes <> OLD.size_bytes THEN
+    ELSE
         PERFORM add_namespace_usage(NEW.namespace_id, 0, NEW.size_bytes - OLD.size_bytes);
     END IF;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER kv_entries_count_write AFTER INSERT OR UPDATE ON kv_entries
+CREATE TRIGGER kv_entries_count_insert AFTER INSERT ON kv_entries
     FOR EACH ROW EXECUTE FUNCTION kv_entries_count_write();
+CREATE TRIGGER kv_entries_count_resize AFTER UPDATE ON kv_entries
+    FOR EACH ROW WHEN (NEW.size_bytes <> OLD.size_bytes)
+    EXECUTE FUNCTION kv_entries_count_write();
 
 -- Deletions come in batches (the sweeper, namespace deletion): counted once per statement and
 -- namespace, in namespace order so that two batches never lock usage rows in opposite orders.

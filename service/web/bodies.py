@@ -1,8 +1,6 @@
 """Request bodies that become stored values: each refused as early as its namespace's value
 limit allows, and all of a process's held at once kept within one memory budget."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from uuid import UUID
 
 from aiohttp import HttpVersion11, hdrs, web
@@ -44,27 +42,43 @@ async def expect_when_read(request: web.Request) -> web.StreamResponse | None:
     return None
 
 
-@asynccontextmanager
-async def received_value(request: web.Request, limit: int) -> AsyncIterator[bytearray]:
-    """The request body as a value to store, held within the process's body budget
-    (service/web/limits.py BodyBudget) until the block ends, by when it is stored.
+class received_value:
+    """`async with received_value(request, limit) as value`: the request body as a value to
+    store, held within the process's body budget (service/web/limits.py BodyBudget) until the
+    block ends, by when it is stored.
 
     ValueTooLarge before any of it is read when the declared length is over `limit`, and as
     soon as it passes `limit` whatever its framing; BodyTimeout unless it arrives within
-    `body_timeout`.
+    `body_timeout`. (A class rather than a generator-based context manager: it is on every
+    PUT's path.)
     """
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise ValueTooLarge(limit)
-    size = limit if declared is None else declared
-    async with request.config_dict[BODY_BUDGET].reserve(size, owner=tenant_of(request)):
-        if request.get(CONTINUE_PENDING):
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0
-            request[CONTINUE_PENDING] = False
-        async with body_deadline(request):
-            body = await _read(request, declared, limit)
-        yield body
+
+    __slots__ = ("limit", "owner", "request", "size")
+
+    def __init__(self, request: web.Request, limit: int) -> None:
+        self.request, self.limit = request, limit
+
+    async def __aenter__(self) -> bytearray:
+        request, limit = self.request, self.limit
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise ValueTooLarge(limit)
+        self.size, self.owner = limit if declared is None else declared, tenant_of(request)
+        budget = request.config_dict[BODY_BUDGET]
+        await budget.acquire(self.size, self.owner)
+        try:
+            if request.get(CONTINUE_PENDING):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0
+                request[CONTINUE_PENDING] = False
+            async with body_deadline(request):
+                return await _read(request, declared, limit)
+        except BaseException:
+            budget.release(self.size, self.owner)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.request.config_dict[BODY_BUDGET].release(self.size, self.owner)
 
 
 async def _read(request: web.Request, declared: int | None, limit: int) -> bytearray:

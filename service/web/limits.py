@@ -7,8 +7,7 @@ import ctypes
 import ctypes.util
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Hashable
 from uuid import UUID
 
 from service.web.errors import BodyMemoryExhausted
@@ -113,18 +112,22 @@ class BodyBudget:
         else:  # an empty body's 0 bytes may be given back after the owner's last others
             self._held_by.pop(owner, None)
 
-    @asynccontextmanager
-    async def reserve(self, size: int, owner: Hashable = None) -> AsyncIterator[None]:
-        """Holds `size` bytes of the budget, on `owner`'s share, for the duration of the block."""
+    async def acquire(self, size: int, owner: Hashable = None) -> None:
+        """Takes `size` bytes of the budget on `owner`'s share, waiting as above; every
+        acquire is to be followed by one release of the same."""
         if not self._waiters and self._fits_budget(size) and self._fits_share(size, owner):
             self._take(size, owner)
         else:
             await self._wait_for(size, owner)
-        try:
-            yield
-        finally:
-            self._give(size, owner)
+
+    def release(self, size: int, owner: Hashable = None) -> None:
+        self._give(size, owner)
+        if self._waiters:
             self._wake()
+
+    def reserve(self, size: int, owner: Hashable = None) -> "_Reservation":
+        """`size` bytes of the budget for the duration of an `async with` block."""
+        return _Reservation(self, size, owner)
 
     async def _wait_for(self, size: int, owner: Hashable) -> None:
         waiter = (size, owner, asyncio.get_running_loop().create_future())
@@ -160,3 +163,17 @@ class BodyBudget:
                 self._waiters.remove(waiter)
                 self._take(size, owner)
                 future.set_result(None)
+
+
+class _Reservation:
+    # A class, not a generator-based context manager: it is on every PUT's path.
+    __slots__ = ("budget", "owner", "size")
+
+    def __init__(self, budget: BodyBudget, size: int, owner: Hashable) -> None:
+        self.budget, self.size, self.owner = budget, size, owner
+
+    async def __aenter__(self) -> None:
+        await self.budget.acquire(self.size, self.owner)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.budget.release(self.size, self.owner)
