@@ -32,7 +32,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 KEYS = 100_000
 sys.path.insert(0, str(BENCH))
-from run import CONNECTIONS, free_port, process, wrk  # noqa: E402 - the bench's own helpers
+from run import CONNECTIONS, copy_keys, free_port, process, wrk  # noqa: E402 - the bench's own helpers
 
 
 @contextmanager
@@ -83,16 +83,7 @@ async def namespace_with_keys(port: int, token: str, dsn: str) -> str:
                     break
             await asyncio.sleep(0.05)
     conn = await asyncpg.connect(dsn)
-    records = (
-        (namespace, f"key{i:06d}", os.urandom(1024), "application/octet-stream", 1024, i, i)
-        for i in range(1, KEYS + 1)
-    )
-    columns = ["namespace_id", "key", "value", "content_type", "size_bytes", "version"]
-    await conn.copy_records_to_table(
-        "kv_entries", records=records, columns=[*columns, "created_version"]
-    )
-    await conn.execute("SELECT setval('kv_versions', $1)", KEYS + 1)
-    await conn.execute("VACUUM ANALYZE")
+    await copy_keys(conn, namespace, KEYS)
     await conn.close()
     return namespace
 

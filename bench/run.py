@@ -363,28 +363,25 @@ async def prepare(dsn: str, keys: int) -> Setup:
         worker = Worker(db, settings)
         while await worker.run_once():
             pass
-    records = (
-        (spaces[0].id, f"key{i:06d}", os.urandom(1024), "application/octet-stream", 1024, i, i)
-        for i in range(1, keys + 1)
-    )
-    await conn.copy_records_to_table(
-        "kv_entries",
-        records=records,
-        columns=[
-            "namespace_id",
-            "key",
-            "value",
-            "content_type",
-            "size_bytes",
-            "version",
-            "created_version",
-        ],
-    )
-    await conn.execute("SELECT setval('kv_versions', $1)", keys + 1)
-    await conn.execute("VACUUM ANALYZE")
+    await copy_keys(conn, spaces[0].id, keys)
     await conn.execute("CHECKPOINT")
     await conn.close()
     return Setup(dsn, tenant, key.token, spaces[0].id, spaces[1].id, spaces[-1].id)
+
+
+async def copy_keys(conn: asyncpg.Connection, namespace, keys: int) -> None:
+    """`keys` random 1 KiB values, key000001 up, copied straight into the namespace (the
+    usage triggers count them), then the table analyzed."""
+    records = (
+        (namespace, f"key{i:06d}", os.urandom(1024), "application/octet-stream", 1024, i, i)
+        for i in range(1, keys + 1)
+    )
+    columns = ["namespace_id", "key", "value", "content_type", "size_bytes", "version"]
+    await conn.copy_records_to_table(
+        "kv_entries", records=records, columns=[*columns, "created_version"]
+    )
+    await conn.execute("SELECT setval('kv_versions', $1)", keys + 1)
+    await conn.execute("VACUUM ANALYZE")
 
 
 async def add_namespaces(dsn: str, tenant: UUID, count: int) -> None:

@@ -2,6 +2,7 @@
 whatever the framing, in bounded memory."""
 
 import asyncio
+import contextlib
 import sys
 
 import pytest
@@ -9,7 +10,13 @@ import pytest
 from service.domain import tenants
 from service.domain.keys import DEFAULT_VALUE_LIMIT
 from service.domain.namespaces import create_namespace
-from tests.support import KVS, children_of, closed_port, key_url, provisioned_namespace, worker_env
+from tests.support import (
+    children_of,
+    key_url,
+    provisioned_namespace,
+    start_kvs_serve,
+    stop_processes,
+)
 from tests.support.rawhttp import (
     chunked,
     exchange,
@@ -17,7 +24,6 @@ from tests.support.rawhttp import (
     plain,
     put_head,
     read_response,
-    wait_until_serving,
 )
 
 MIB = 1024 * 1024
@@ -104,17 +110,30 @@ def rss_bytes(pid: int) -> int:
     return total * 1024
 
 
+@contextlib.asynccontextmanager
+async def peak_rss_while(pid: int):
+    """Samples the RSS of a process tree every 10 ms for the block; yields [peak bytes]."""
+    peak = [rss_bytes(pid)]
+
+    async def sample():
+        while True:
+            peak[0] = max(peak[0], rss_bytes(pid))
+            await asyncio.sleep(0.01)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        yield peak
+    finally:
+        sampler.cancel()
+        peak[0] = max(peak[0], rss_bytes(pid))
+
+
 async def test_fifty_concurrent_100_mib_uploads_grow_the_server_by_a_few_tens_of_mib_at_most(
     database_url, tenant, namespace
 ):
     """A real `kvs serve` process; half the uploads declare their length, half are chunked."""
-    port = closed_port()
-    env = worker_env(database_url, port=str(port))
-    server = await asyncio.create_subprocess_exec(
-        *KVS, "serve", env=env, stderr=asyncio.subprocess.DEVNULL
-    )
+    server, port = await start_kvs_serve(database_url)
     try:
-        await wait_until_serving(port)
         # Warm up every code path the uploads take, so the baseline includes its allocations.
         for i in range(3):
             head = put_head(
@@ -129,16 +148,6 @@ async def test_fifty_concurrent_100_mib_uploads_grow_the_server_by_a_few_tens_of
                 )
             ).status in (200, 201)
         baseline = rss_bytes(server.pid)
-        peak = baseline
-        done = asyncio.Event()
-
-        async def sample():
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, rss_bytes(server.pid))
-                await asyncio.sleep(0.01)
-
-        sampler = asyncio.create_task(sample())
         uploads = []
         for i in range(50):
             if i % 2:
@@ -151,16 +160,14 @@ async def test_fifty_concurrent_100_mib_uploads_grow_the_server_by_a_few_tens_of
                     path(namespace, f"u{i}"), tenant.token, "Transfer-Encoding: chunked\r\n"
                 )
                 uploads.append(exchange(port, head, chunked(100 * MIB), timeout=60))
-        answers = await asyncio.gather(*uploads)
-        done.set()
-        await sampler
+        async with peak_rss_while(server.pid) as peak:
+            answers = await asyncio.gather(*uploads)
     finally:
-        server.terminate()
-        await server.wait()
+        await stop_processes(server)
     assert [a.status for a in answers] == [413] * 50
-    growth = (peak - baseline) / MIB
+    growth = (peak[0] - baseline) / MIB
     print(
-        f"\nRSS baseline {baseline / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB, "
+        f"\nRSS baseline {baseline / MIB:.1f} MiB, peak {peak[0] / MIB:.1f} MiB, "
         f"growth {growth:.1f} MiB; client sent {sum(a.sent for a in answers) / MIB:.0f} MiB",
         file=sys.stderr,
     )
@@ -295,25 +302,12 @@ async def test_16_mib_uploads_stay_within_the_body_budget_and_their_memory_is_gi
         tenant_id, key = await tenants.create_tenant(db, f"uploader-{i}")
         ns = await provisioned_namespace(db, settings, tenant_id, "big", max_value_size=16 * MIB)
         writers.append((key.token, ns))
-    port = closed_port()
-    env = worker_env(database_url, port=str(port), processes="1")
-    server = await asyncio.create_subprocess_exec(
-        *KVS, "serve", env=env, stderr=asyncio.subprocess.DEVNULL
-    )
+    server, port = await start_kvs_serve(database_url, processes="1")
     try:
-        await wait_until_serving(port)
         token, ns = writers[0]
         small = put_head(path(ns, "warm"), token, "Content-Length: 3\r\n")
         assert (await exchange(port, small, [b"abc"])).status == 201
         baseline = rss_bytes(server.pid)
-        peak = baseline
-        done = asyncio.Event()
-
-        async def sample():
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, rss_bytes(server.pid))
-                await asyncio.sleep(0.01)
 
         async def upload(i: int) -> int:
             token, ns = writers[i % 4]
@@ -325,21 +319,18 @@ async def test_16_mib_uploads_stay_within_the_body_budget_and_their_memory_is_gi
             assert answer.status == 201, answer.body
             return refusals
 
-        sampler = asyncio.create_task(sample())
-        refusals = await asyncio.gather(*(upload(i) for i in range(12)))
-        done.set()
-        await sampler
+        async with peak_rss_while(server.pid) as peak:
+            refusals = await asyncio.gather(*(upload(i) for i in range(12)))
         await asyncio.sleep(2)
         after = rss_bytes(server.pid)
     finally:
-        server.terminate()
-        await server.wait()
+        await stop_processes(server)
     print(
-        f"\nRSS baseline {baseline / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB, after"
+        f"\nRSS baseline {baseline / MIB:.0f} MiB, peak {peak[0] / MIB:.0f} MiB, after"
         f" {after / MIB:.0f} MiB; {sum(refusals)} answers 503 before all 12 were stored",
         file=sys.stderr,
     )
-    assert (peak - baseline) / MIB < 240
+    assert (peak[0] - baseline) / MIB < 240
     assert (after - baseline) / MIB < 30
 
 
