@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     body_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     body_memory_wait: float = Field(default=2.0, ge=0)
 
+    # quiva.ai's surface has no `pending` bucket: a bucket create answers once the worker has
+    # provisioned it, waiting up to this long (then 503 with Retry-After; the bucket is usable
+    # as soon as the worker gets to it).
+    bucket_ready_timeout: float = Field(default=10.0, ge=0)
+    # The name this deployment gives its PostgreSQL cluster, in quiva.ai's bucket details.
+    cluster_name: str = "kvs"
+
     # On SIGTERM the server stops listening; open connections may carry one more request
     # (answered with `Connection: close`) for this long, then running requests get
     # shutdown_timeout seconds more (service/web/runner.py).
@@ -86,6 +93,7 @@ class Settings(BaseSettings):
 
     migrations_dir: Path = REPO_ROOT / "migrations"
     openapi_file: Path = REPO_ROOT / "openapi" / "openapi.yaml"
+    quiva_openapi_file: Path = REPO_ROOT / "openapi" / "quiva.yaml"
     data_dir: Path = REPO_ROOT / ".data"
     log_level: str = "INFO"
     # Comma-separated `name=action` pairs that make the worker fail on purpose

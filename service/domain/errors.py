@@ -56,6 +56,7 @@ class NamespaceNotReady(DomainError):
             f"The namespace is {status}; keys can be used once it is provision_ok.",
             field="namespace",
         )
+        self.status = status
 
 
 class TtlNotSupported(DomainError):

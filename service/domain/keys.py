@@ -256,3 +256,93 @@ async def list_values(
         del items[limit:]
         return KeyPage(items, True)
     return KeyPage(items, False)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPattern:
+    """Keys matching a wildcard pattern: `*` stands for any run of characters (none
+    included), `?` for one. `prefix` is the part before the first wildcard, which bounds the
+    key range read; `like` is the same pattern for SQL's LIKE."""
+
+    text: str
+    prefix: str
+    like: str
+
+
+def parse_key_pattern(text: str, field: str = "search") -> KeyPattern:
+    """A pattern of key characters and wildcards, at most 256 characters; InvalidInput
+    otherwise. A pattern without wildcards matches that one key."""
+    literal = text.replace("*", "").replace("?", "")
+    if not 1 <= len(text) <= 256 or not _KEY_CHARS.fullmatch(literal):
+        raise InvalidInput(
+            f"'{field}' must be 1 to 256 key characters (a-z A-Z 0-9 - _ / = .) and the "
+            "wildcards * (any characters) and ? (one character).",
+            field=field,
+        )
+    cut = min((i for i in (text.find("*"), text.find("?")) if i >= 0), default=len(text))
+    # `_` is a key character and LIKE's one-character wildcard: escaped (`\\` is never in a key).
+    like = "".join("%" if c == "*" else "_" if c == "?" else "\\_" if c == "_" else c for c in text)
+    return KeyPattern(text, text[:cut], like)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    key: str
+    content_type: str
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePage:
+    """Values of matching keys, in key order; `truncated` when more matched within the
+    limit but their values would have taken the page past its byte budget."""
+
+    items: list[StoredValue]
+    truncated: bool
+
+
+async def list_values_matching(
+    db: Database,
+    tenant_id: UUID,
+    namespace_id: UUID,
+    pattern: KeyPattern | None,
+    limit: int,
+    byte_budget: int,
+) -> ValuePage:
+    """Up to `limit` live keys matching `pattern` (every key when None) with their values, in
+    key order, in one statement. The values of a page total at most `byte_budget` bytes, unless
+    its first value alone is larger: then that one is the page."""
+    low, like = ("", "%") if pattern is None else (pattern.prefix, pattern.like)
+    rows = await db.fetch(
+        queries().list_entry_values,
+        namespace_id,
+        tenant_id,
+        low,
+        _prefix_end(low),
+        like,
+        min(limit, MAX_LIST_LIMIT),
+        byte_budget,
+    )
+    _check_ready(rows[0] if rows else None)
+    items = [
+        StoredValue(r["key"], r["content_type"], r["value"])
+        for r in rows
+        if r["key"] is not None and r["fits"]
+    ]
+    truncated = any(r["key"] is not None and not r["fits"] for r in rows)
+    return ValuePage(items, truncated)
+
+
+async def purge_values(db: Database, tenant_id: UUID, namespace_id: UUID, batch: int) -> int:
+    """Deletes every key the namespace holds when the purge begins, in batches of `batch`
+    keys, each its own short transaction (so that no lock is held for long); keys written
+    while it runs may stay. Returns how many keys went."""
+    q = queries()
+    watermark = await db.fetchval(q.purge_watermark)
+    removed = 0
+    while True:
+        row = await db.fetchrow(q.purge_entries, namespace_id, tenant_id, watermark, batch)
+        _check_ready(row)
+        removed += row["deleted"]
+        if row["deleted"] < batch:
+            return removed

@@ -1,6 +1,8 @@
 """Namespaces: creation, lookup, listing, settings and the request to delete, scoped to one
 tenant."""
 
+import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +17,7 @@ from service.domain.errors import (
     NamespaceDeleting,
     NamespaceNameTaken,
     NamespaceNotFound,
+    NamespaceNotReady,
 )
 
 MAX_PAGE_SIZE = 250
@@ -142,6 +145,63 @@ async def get_namespace(db: Database, tenant_id: UUID, namespace_id: UUID) -> Na
     return _namespace(row)
 
 
+async def find_namespace(db: Database, tenant_id: UUID, name: str) -> Namespace:
+    """The tenant's namespace of this name, unless it is being deleted; NamespaceNotFound
+    otherwise (another tenant's of the same name included)."""
+    row = await db.fetchrow(queries().find_namespace, tenant_id, name)
+    if row is None:
+        raise NamespaceNotFound()
+    return _namespace(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """What a key operation addressed by a namespace's name needs to know of it."""
+
+    id: UUID
+    status: str
+    ttl_support: bool
+    max_value_size: int | None
+
+
+async def locate_namespace(db: Database, tenant_id: UUID, name: str) -> Located:
+    """As find_namespace, in a lighter query."""
+    row = await db.fetchrow(queries().locate_namespace, tenant_id, name)
+    if row is None:
+        raise NamespaceNotFound()
+    return Located(**row)
+
+
+async def list_live_namespaces(db: Database, tenant_id: UUID) -> list[Namespace]:
+    """Every namespace of the tenant but those being deleted, by name."""
+    return [_namespace(r) for r in await db.fetch(queries().list_live_namespaces, tenant_id)]
+
+
+# How often a waiter looks again at a pending namespace: soon at first (provisioning takes
+# milliseconds when the worker is up), then less often.
+_READY_POLL_FIRST = 0.01
+_READY_POLL_MAX = 0.25
+
+
+async def wait_until_provisioned(
+    db: Database, tenant_id: UUID, namespace_id: UUID, timeout: float
+) -> Namespace:
+    """The namespace once it is no longer `pending`, looked at until `timeout` seconds have
+    passed; NamespaceNotReady("pending") if it still is by then (the worker is down or behind:
+    it will be provisioned when the worker is back)."""
+    deadline = time.monotonic() + timeout
+    pause = _READY_POLL_FIRST
+    while True:
+        ns = await get_namespace(db, tenant_id, namespace_id)
+        left = deadline - time.monotonic()
+        if ns.status != "pending":
+            return ns
+        if left <= 0:
+            raise NamespaceNotReady("pending")
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, _READY_POLL_MAX)
+
+
 async def list_namespaces(
     db: Database, tenant_id: UUID, page_number: int, page_size: int
 ) -> NamespacePage:
@@ -197,6 +257,43 @@ async def update_namespace(
                 await tx.execute(q.gather_namespace_usage, namespace_id)
         row = await tx.fetchrow(q.get_namespace, namespace_id, tenant_id)
     return _namespace(row)
+
+
+# How often put_namespace starts again when a concurrent create or delete of the same name
+# changed what it found.
+_PUT_ATTEMPTS = 5
+
+
+async def put_namespace(
+    db: Database,
+    tenant_id: UUID,
+    name: str,
+    settings: Mapping[str, object],
+    *,
+    value_ceiling: int = MAX_VALUE_SIZE_LIMIT,
+) -> Namespace:
+    """Changes the given settings of the tenant's namespace of this name (update_namespace),
+    or creates it with them, with TTL support, when there is none (create_namespace)."""
+    check_settings(settings, value_ceiling)
+    for _ in range(_PUT_ATTEMPTS):
+        try:
+            current = await find_namespace(db, tenant_id, name)
+        except NamespaceNotFound:
+            try:
+                return await create_namespace(
+                    db, tenant_id, name, value_ceiling=value_ceiling, **settings
+                )
+            except NamespaceNameTaken:
+                continue  # created meanwhile: update it
+        if not settings:
+            return current
+        try:
+            return await update_namespace(
+                db, tenant_id, current.id, settings, value_ceiling=value_ceiling
+            )
+        except (NamespaceNotFound, NamespaceDeleting):
+            continue  # deleted meanwhile: create it anew
+    raise NamespaceNameTaken(name)
 
 
 async def delete_namespace(db: Database, tenant_id: UUID, namespace_id: UUID) -> Namespace:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service.api import telnyx
+from service.api import quiva, telnyx
 from service.api.telnyx.errors import TelnyxErrors
 from service.db.migrations import latest_version
 from service.db.pool import open_database
@@ -36,7 +36,7 @@ from service.web.openapi import load_document
 from service.web.ratelimit import FailureLimiter
 
 # Each surface: where it is mounted, and the factory of its sub-application.
-SURFACES = ((telnyx.PREFIX, telnyx.create_surface),)
+SURFACES = ((telnyx.PREFIX, telnyx.create_surface), (quiva.PREFIX, quiva.create_surface))
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -80,5 +80,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database_ctx)
     app.add_routes(with_expect_handler(ops.routes))
     for prefix, create_surface in SURFACES:
-        app.add_subapp(prefix, create_surface())
+        app.add_subapp(prefix, create_surface(settings))
     return app

@@ -1,8 +1,10 @@
-"""Every response the integration tests receive is checked against openapi/openapi.yaml."""
+"""Every response the integration tests receive is checked against its surface's OpenAPI
+document: openapi/quiva.yaml under /storage, openapi/openapi.yaml everywhere else."""
 
 import json
 import re
-from functools import cache
+from functools import cache, cached_property
+from pathlib import Path
 from urllib.parse import unquote
 
 import jsonschema
@@ -15,50 +17,74 @@ from openapi_core.testing import MockRequest, MockResponse
 from service.settings import REPO_ROOT
 
 SPEC_PATH = REPO_ROOT / "openapi" / "openapi.yaml"
+QUIVA_SPEC_PATH = REPO_ROOT / "openapi" / "quiva.yaml"
+
+
+class Contract:
+    """One OpenAPI document, and what checking a response against it needs."""
+
+    def __init__(self, path: Path, error_schema: str) -> None:
+        self.path = path
+        self._error_schema = error_schema
+
+    @cached_property
+    def spec(self) -> dict:
+        return yaml.safe_load(self.path.read_text())
+
+    @cached_property
+    def openapi(self) -> OpenAPI:
+        return OpenAPI.from_file_path(str(self.path))
+
+    @cached_property
+    def templates(self) -> list[tuple[re.Pattern, str]]:
+        """Each path as a regex over raw paths; {key} may span slashes, as the router's does."""
+        found = []
+        for template in self.spec["paths"]:
+            regex = re.sub(
+                r"\{(\w+)\}",
+                lambda m: f"(?P<{m[1]}>{'.*' if m[1] == 'key' else '[^/]+'})",
+                template,
+            )
+            found.append((re.compile(f"^{regex}$", re.DOTALL), template))
+        return found
+
+    @cached_property
+    def errors_schema(self) -> dict:
+        schemas = self.spec["components"]["schemas"]
+        return {**schemas[self._error_schema], "components": {"schemas": schemas}}
+
+
+TELNYX = Contract(SPEC_PATH, "Errors")
+QUIVA = Contract(QUIVA_SPEC_PATH, "ErrorResponse")
+
+
+def contract_for(raw_path: str) -> Contract:
+    return QUIVA if raw_path == "/storage" or raw_path.startswith("/storage/") else TELNYX
 
 
 @cache
 def spec_dict() -> dict:
-    return yaml.safe_load(SPEC_PATH.read_text())
-
-
-@cache
-def _openapi() -> OpenAPI:
-    return OpenAPI.from_file_path(str(SPEC_PATH))
-
-
-@cache
-def _templates() -> list[tuple[re.Pattern, str]]:
-    """Each spec path as a regex over raw paths; {key} may span slashes, as the router's does."""
-    found = []
-    for template in spec_dict()["paths"]:
-        regex = re.sub(
-            r"\{(\w+)\}", lambda m: f"(?P<{m[1]}>{'.*' if m[1] == 'key' else '[^/]+'})", template
-        )
-        found.append((re.compile(f"^{regex}$", re.DOTALL), template))
-    return found
-
-
-def _errors_schema() -> dict:
-    schemas = spec_dict()["components"]["schemas"]
-    return {**schemas["Errors"], "components": {"schemas": schemas}}
+    """The Telnyx surface's document."""
+    return TELNYX.spec
 
 
 def check_against_spec(method: str, resp: ClientResponse, body: bytes) -> None:
     """Raises if the response's status, headers or body are not what the spec documents."""
     raw_path = resp.request_info.url.raw_path
-    for regex, template in _templates():
+    contract = contract_for(raw_path)
+    paths = contract.spec["paths"]
+    for regex, template in contract.templates:
         match = regex.match(raw_path)
-        if match and method.lower() in spec_dict()["paths"][template]:
+        if match and method.lower() in paths[template]:
             break
     else:
         # No operation (an unknown route or method): the answer must still be a contract error.
         assert resp.status >= 400, f"{method} {raw_path} answered {resp.status}"
         if method != "HEAD":
-            jsonschema.validate(json.loads(body), _errors_schema())
+            jsonschema.validate(json.loads(body), contract.errors_schema)
         return
     request = MockRequest(
-        spec_dict()["servers"][0]["url"],
+        contract.spec["servers"][0]["url"],
         method,
         raw_path,
         path_pattern=template,
@@ -67,8 +93,7 @@ def check_against_spec(method: str, resp: ClientResponse, body: bytes) -> None:
         headers=dict(resp.request_info.headers),
     )
     content_type = resp.headers.get("Content-Type", "")
-    responses = spec_dict()["paths"][template][method.lower()]["responses"]
-    documented = responses.get(str(resp.status), {})
+    documented = paths[template][method.lower()]["responses"].get(str(resp.status), {})
     if "*/*" in documented.get("content", {}):
         # Any bytes of any declared type are allowed, the empty value and types that are not
         # type/subtype included; openapi-core rejects both, so check status and headers only.
@@ -76,7 +101,7 @@ def check_against_spec(method: str, resp: ClientResponse, body: bytes) -> None:
     response = MockResponse(
         body, status_code=resp.status, headers=dict(resp.headers), content_type=content_type
     )
-    _openapi().validate_response(request, response)
+    contract.openapi.validate_response(request, response)
 
 
 class SpecCheckedClient(TestClient):

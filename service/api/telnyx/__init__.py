@@ -5,6 +5,7 @@ from aiohttp import web
 
 from service.api.telnyx import keys, namespaces
 from service.api.telnyx.errors import TelnyxErrors
+from service.settings import Settings
 from service.web import ops
 from service.web.appkeys import ERRORS
 from service.web.auth import auth_middleware
@@ -14,8 +15,9 @@ from service.web.front import with_expect_handler
 PREFIX = "/v2"
 
 
-def create_surface() -> web.Application:
-    """The sub-application to mount at PREFIX."""
+def create_surface(settings: Settings) -> web.Application:
+    """The sub-application to mount at PREFIX. Its contract is the root app's OPENAPI
+    (service/web/app.py), which /docs shows too."""
     shape = TelnyxErrors()
     app = web.Application(middlewares=[error_middleware(shape), auth_middleware])
     app[ERRORS] = shape

@@ -116,6 +116,43 @@ LEFT JOIN LATERAL (
 ) e ON ns.status = 'provision_ok'
 WHERE ns.id = $1 AND ns.tenant_id = $2;
 
+-- read: list_entry_values
+-- Live keys from $3 (inclusive) to $4 (exclusive) that match the LIKE pattern $5, in key
+-- order, at most $6, with their values while the values before them total less than $7 bytes
+-- (`fits`; the first always does). Values that do not fit are never read from storage.
+SELECT ns.status, page.key, page.content_type, page.fits,
+       CASE WHEN page.fits THEN page.value END AS value
+FROM namespaces ns
+LEFT JOIN LATERAL (
+    SELECT key, content_type, value, sum(size_bytes) OVER (ORDER BY key) - size_bytes < $7 AS fits
+    FROM (
+        SELECT key, content_type, size_bytes, value FROM kv_entries
+        WHERE namespace_id = $1 AND key >= $3 AND key < $4 AND key LIKE $5
+          AND (expires_at IS NULL OR expires_at > now())
+        ORDER BY key
+        LIMIT $6
+    ) matching
+) page ON ns.status = 'provision_ok'
+WHERE ns.id = $1 AND ns.tenant_id = $2
+ORDER BY page.key;
+
+-- write: purge_watermark
+-- A version above every version written so far: a purge removes the keys below it.
+SELECT nextval('kv_versions');
+
+-- write: purge_entries
+-- Deletes up to $4 keys whose version is below the purge's watermark $3. A key rewritten
+-- meanwhile has a newer version, which the delete checks again on the row, and stays.
+WITH ns AS (
+    SELECT status FROM namespaces WHERE id = $1 AND tenant_id = $2
+), gone AS (
+    DELETE FROM kv_entries e USING ns
+    WHERE ns.status = 'provision_ok' AND e.namespace_id = $1 AND e.version < $3
+      AND e.key IN (SELECT key FROM kv_entries WHERE namespace_id = $1 AND version < $3 LIMIT $4)
+    RETURNING 1
+)
+SELECT ns.status, (SELECT count(*) FROM gone) AS deleted FROM ns;
+
 -- write: sweep_expired
 -- Deletes up to $1 expired rows. Rows a writer holds are skipped, and the expiry is checked
 -- again on the row being deleted: a key rewritten without TTL meanwhile is never removed.

@@ -24,6 +24,33 @@ FROM namespaces n, LATERAL (
 ) u
 WHERE n.id = $1 AND n.tenant_id = $2;
 
+-- read: find_namespace
+-- $1 tenant id, $2 name: the tenant's live namespace of that name (the one the unique index
+-- namespaces_tenant_name_live keeps), whatever its status but `deleting`.
+SELECT n.id, n.name, n.status, n.status_reason, n.ttl_support, n.description, n.max_bytes,
+       n.max_value_size, n.created_at, n.updated_at, u.usage_keys, u.usage_bytes
+FROM namespaces n, LATERAL (
+    SELECT sum(keys)::bigint AS usage_keys, sum(bytes)::bigint AS usage_bytes
+    FROM namespace_usage WHERE namespace_id = n.id
+) u
+WHERE n.tenant_id = $1 AND n.name = $2 AND n.status <> 'deleting';
+
+-- read: locate_namespace
+-- As find_namespace, with only what a key operation needs.
+SELECT id, status, ttl_support, max_value_size FROM namespaces
+WHERE tenant_id = $1 AND name = $2 AND status <> 'deleting';
+
+-- read: list_live_namespaces
+-- $1 tenant id: every namespace of the tenant but those being deleted, by name.
+SELECT n.id, n.name, n.status, n.status_reason, n.ttl_support, n.description, n.max_bytes,
+       n.max_value_size, n.created_at, n.updated_at, u.usage_keys, u.usage_bytes
+FROM namespaces n, LATERAL (
+    SELECT sum(keys)::bigint AS usage_keys, sum(bytes)::bigint AS usage_bytes
+    FROM namespace_usage WHERE namespace_id = n.id
+) u
+WHERE n.tenant_id = $1 AND n.status <> 'deleting'
+ORDER BY n.name;
+
 -- read: count_namespaces
 SELECT count(*) FROM namespaces WHERE tenant_id = $1;
 

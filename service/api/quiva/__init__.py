@@ -1,0 +1,32 @@
+"""quiva.ai's gateway KV surface at /storage: buckets and entries over the same tenants and
+namespaces as /v2 (openapi/quiva.yaml), with quiva.ai's error shape and envelopes."""
+
+from aiohttp import web
+
+from service.api.quiva import buckets, entries
+from service.api.quiva.errors import QuivaErrors
+from service.settings import Settings
+from service.web import ops
+from service.web.appkeys import ERRORS, OPENAPI
+from service.web.auth import auth_middleware
+from service.web.errors import error_middleware
+from service.web.front import with_expect_handler
+from service.web.openapi import load_document
+
+# Everything under /storage answers in quiva.ai's shape: its KV routes are under /storage/kv.
+PREFIX = "/storage"
+
+
+def create_surface(settings: Settings) -> web.Application:
+    """The sub-application to mount at PREFIX."""
+    shape = QuivaErrors()
+    app = web.Application(middlewares=[error_middleware(shape), auth_middleware])
+    app[ERRORS] = shape
+    app[OPENAPI] = load_document(settings.quiva_openapi_file)
+    spec = [
+        web.get("/kv/openapi.yaml", ops.openapi_yaml, allow_head=False),
+        web.get("/kv/openapi.json", ops.openapi_json, allow_head=False),
+    ]
+    for routes in (spec, buckets.routes, entries.routes):
+        app.add_routes(with_expect_handler(routes))
+    return app
