@@ -349,6 +349,8 @@ class Setup:
     namespace: UUID
     big_values: UUID  # where the 64 KiB writes go, so that GET 1 KiB keeps reading 1 KiB values
     huge_values: UUID  # max_value_size 16 MiB, for the 16 MiB uploads
+    # The quiva.ai surface's bucket: a namespace of the same keys, each a 1 KiB JSON object.
+    bucket: str = "bench-json"
 
 
 async def prepare(dsn: str, keys: int) -> Setup:
@@ -360,20 +362,38 @@ async def prepare(dsn: str, keys: int) -> Setup:
         tenant, key = await tenants.create_tenant(db, "bench")
         spaces = [await create_namespace(db, tenant, f"bench-{i}") for i in range(9)]
         spaces.append(await create_namespace(db, tenant, "bench-huge", max_value_size=HUGE_VALUE))
+        bucket = await create_namespace(db, tenant, Setup.bucket)
         worker = Worker(db, settings)
         while await worker.run_once():
             pass
     await copy_keys(conn, spaces[0].id, keys)
+    await copy_keys(conn, bucket.id, keys, json_objects=True)
     await conn.execute("CHECKPOINT")
     await conn.close()
     return Setup(dsn, tenant, key.token, spaces[0].id, spaces[1].id, spaces[-1].id)
 
 
-async def copy_keys(conn: asyncpg.Connection, namespace, keys: int) -> None:
-    """`keys` random 1 KiB values, key000001 up, copied straight into the namespace (the
-    usage triggers count them), then the table analyzed."""
+def json_object(size: int) -> bytes:
+    """A JSON object of `size` bytes, as a quiva.ai entry is."""
+    return b'{"data": "' + os.urandom(size).hex()[: size - 12].encode() + b'"}'
+
+
+async def copy_keys(
+    conn: asyncpg.Connection, namespace, keys: int, *, json_objects: bool = False
+) -> None:
+    """`keys` random 1 KiB values (JSON objects if `json_objects`), key000001 up, copied
+    straight into the namespace (the usage triggers count them), then the table analyzed."""
+    kind = "application/json" if json_objects else "application/octet-stream"
     records = (
-        (namespace, f"key{i:06d}", os.urandom(1024), "application/octet-stream", 1024, i, i)
+        (
+            namespace,
+            f"key{i:06d}",
+            json_object(1024) if json_objects else os.urandom(1024),
+            kind,
+            1024,
+            i,
+            i,
+        )
         for i in range(1, keys + 1)
     )
     columns = ["namespace_id", "key", "value", "content_type", "size_bytes", "version"]
@@ -491,6 +511,7 @@ def measure(mode: Mode, setup: Setup, results: Results, pgdata: Path) -> None:
     }
     base = f"http://127.0.0.1:{port}"
     args = (setup.namespace, setup.token, mode.keys)
+    quiva = (setup.bucket, setup.token, mode.keys)
     scripts = pgbench_scripts(mode.keys)
     value_1k = base64.b64encode(os.urandom(1024)).decode()
     value_64k = base64.b64encode(os.urandom(64 * 1024)).decode()
@@ -512,12 +533,17 @@ def measure(mode: Mode, setup: Setup, results: Results, pgdata: Path) -> None:
             print(f"repetition {rep + 1} of {mode.reps}")
             results.run("kvs GET 1 KiB", lambda: wrk(base, kv_lua, "get", *args, seconds=s))
             results.run("pgbench get_entry", lambda: pgbench(setup.dsn, scripts["get"], s, defines))
+            results.run("quiva GET 1 KiB", lambda: wrk(base, kv_lua, "qget", *quiva, seconds=s))
             results.run("kvs LIST 100", lambda: wrk(base, kv_lua, "list", *args, seconds=s))
             results.run(
                 "pgbench list_entries", lambda: pgbench(setup.dsn, scripts["list"], s, defines)
             )
             asyncio.run(housekeep(setup.dsn))
             results.run("kvs PUT 1 KiB", lambda: wrk(base, kv_lua, "put", *args, 1024, seconds=s))
+            asyncio.run(housekeep(setup.dsn))
+            results.run(
+                "quiva PUT 1 KiB", lambda: wrk(base, kv_lua, "qput", *quiva, 1024, seconds=s)
+            )
             asyncio.run(housekeep(setup.dsn))
             # The same writes with a max_bytes that is never reached: what checking costs.
             asyncio.run(set_max_bytes(port, setup, 2**62))
@@ -666,6 +692,10 @@ def table(results: Results, processes: int) -> list[list[str]]:
     upload_growth = float(results.notes["rss_after_uploads"]) - float(results.notes["rss_before"])
     rows = [
         ("GET 1 KiB / etcd range", r("kvs GET 1 KiB"), r("etcd range"), 2.0),
+        # quiva.ai's surface: a bucket is found by name (one more statement) and an entry is
+        # checked to be a JSON object.
+        ("quiva GET entry / kvs GET 1 KiB", r("quiva GET 1 KiB"), r("kvs GET 1 KiB"), 0.7),
+        ("quiva PUT entry / kvs PUT 1 KiB", r("quiva PUT 1 KiB"), r("kvs PUT 1 KiB"), 0.7),
         (
             "PUT 1 KiB, max_bytes / without",
             r("kvs PUT 1 KiB, max_bytes"),

@@ -170,6 +170,7 @@ async def test_the_wheel_the_containerfile_installs_serves_outside_the_checkout(
     )
     assert copies[env["KVS_MIGRATIONS_DIR"]] == "migrations"
     assert copies[env["KVS_OPENAPI_FILE"]] == "openapi/openapi.yaml"
+    assert copies[env["KVS_QUIVA_OPENAPI_FILE"]] == "openapi/quiva.yaml"
 
     build = subprocess.run(  # noqa: ASYNC221 - a one-off build before anything async
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
@@ -190,6 +191,7 @@ async def test_the_wheel_the_containerfile_installs_serves_outside_the_checkout(
     share.mkdir()
     (share / "migrations").symlink_to(REPO_ROOT / "migrations")
     (share / "openapi.yaml").symlink_to(REPO_ROOT / "openapi" / "openapi.yaml")
+    (share / "quiva.yaml").symlink_to(REPO_ROOT / "openapi" / "quiva.yaml")
     port = closed_port()
     run_env = {
         "PATH": "/usr/bin:/bin",
@@ -199,6 +201,7 @@ async def test_the_wheel_the_containerfile_installs_serves_outside_the_checkout(
         "KVS_METRICS_PORT": "0",
         "KVS_MIGRATIONS_DIR": str(share / "migrations"),
         "KVS_OPENAPI_FILE": str(share / "openapi.yaml"),
+        "KVS_QUIVA_OPENAPI_FILE": str(share / "quiva.yaml"),
         "KVS_LOG_LEVEL": "WARNING",
     }
     where = subprocess.run(  # noqa: ASYNC221
@@ -217,11 +220,13 @@ async def test_the_wheel_the_containerfile_installs_serves_outside_the_checkout(
         await wait_until_serving(port)
         ready = await exchange(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
         spec = await exchange(port, b"GET /v2/openapi.yaml HTTP/1.1\r\nHost: x\r\n\r\n")
+        quiva = await exchange(port, b"GET /storage/kv/openapi.yaml HTTP/1.1\r\nHost: x\r\n\r\n")
     finally:
         server.terminate()
         await server.wait()
     assert ready.status == 200, ready.body
     assert spec.status == 200 and spec.body == (REPO_ROOT / "openapi/openapi.yaml").read_bytes()
+    assert quiva.status == 200 and quiva.body == (REPO_ROOT / "openapi/quiva.yaml").read_bytes()
 
 
 def test_serving_processes_match_the_api_cpu_limit(rendered):

@@ -28,6 +28,7 @@ def test_the_readme_lists_every_setting_and_its_default():
             "DATABASE_URL",
             "KVS_MIGRATIONS_DIR",
             "KVS_OPENAPI_FILE",
+            "KVS_QUIVA_OPENAPI_FILE",
             "KVS_DATA_DIR",
             "KVS_FAILPOINTS",
         ):

@@ -1,6 +1,7 @@
 -- wrk script for the kvs keys API.
 -- Arguments: MODE NAMESPACE TOKEN KEYS [BODY_BYTES] [DELAY_MS]
 --   MODE: get | put | list | mixed (80% get, 20% put); keys are key000001..keyNNNNNN.
+--   qget | qput: quiva.ai's entry GET and PUT (a JSON object); NAMESPACE is then a bucket name.
 --   DELAY_MS: the mean pause before each request on a connection, to offer a lower rate.
 local mode, ns, token, nkeys, body, delay_ms
 
@@ -12,6 +13,15 @@ function init(args)
   local bytes = {}
   for i = 1, size do bytes[i] = string.char(math.random(0, 255)) end
   body = table.concat(bytes)
+  if mode == "qput" then
+    local hex = {}
+    for i = 1, size - 12 do hex[i] = string.format("%x", math.random(0, 15)) end
+    body = '{"data": "' .. table.concat(hex) .. '"}'
+  end
+end
+
+local function entry_path()
+  return string.format("/storage/kv/%s/entries/key%06d", ns, math.random(nkeys))
 end
 
 local function key_path()
@@ -22,7 +32,12 @@ function request()
   local auth = {["Authorization"] = "Bearer " .. token}
   local op = mode
   if mode == "mixed" then op = (math.random() < 0.8) and "get" or "put" end
-  if op == "get" then
+  if op == "qget" then
+    return wrk.format("GET", entry_path(), auth)
+  elseif op == "qput" then
+    auth["Content-Type"] = "application/json"
+    return wrk.format("PUT", entry_path(), auth, body)
+  elseif op == "get" then
     return wrk.format("GET", key_path(), auth)
   elseif op == "put" then
     auth["Content-Type"] = "application/octet-stream"

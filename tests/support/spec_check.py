@@ -37,9 +37,11 @@ class Contract:
 
     @cached_property
     def templates(self) -> list[tuple[re.Pattern, str]]:
-        """Each path as a regex over raw paths; {key} may span slashes, as the router's does."""
+        """Each path as a regex over raw paths; {key} may span slashes, as the router's does.
+        Literal paths come first: the router serves /storage/kv/openapi.yaml before it looks
+        for a bucket."""
         found = []
-        for template in self.spec["paths"]:
+        for template in sorted(self.spec["paths"], key=lambda t: t.count("{")):
             regex = re.sub(
                 r"\{(\w+)\}",
                 lambda m: f"(?P<{m[1]}>{'.*' if m[1] == 'key' else '[^/]+'})",

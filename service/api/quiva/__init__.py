@@ -8,13 +8,18 @@ from service.api.quiva.errors import QuivaErrors
 from service.settings import Settings
 from service.web import ops
 from service.web.appkeys import ERRORS, OPENAPI
-from service.web.auth import auth_middleware
-from service.web.errors import error_middleware
+from service.web.auth import auth_middleware, public
+from service.web.errors import MethodNotAllowed, error_middleware
 from service.web.front import with_expect_handler
 from service.web.openapi import load_document
 
 # Everything under /storage answers in quiva.ai's shape: its KV routes are under /storage/kv.
 PREFIX = "/storage"
+
+
+@public
+async def _only_get(request: web.Request) -> web.Response:
+    raise MethodNotAllowed("This method is not allowed on this resource.", "GET")
 
 
 def create_surface(settings: Settings) -> web.Application:
@@ -24,8 +29,13 @@ def create_surface(settings: Settings) -> web.Application:
     app[ERRORS] = shape
     app[OPENAPI] = load_document(settings.quiva_openapi_file)
     spec = [
-        web.get("/kv/openapi.yaml", ops.openapi_yaml, allow_head=False),
-        web.get("/kv/openapi.json", ops.openapi_json, allow_head=False),
+        route
+        for path, handler in (
+            ("/kv/openapi.yaml", ops.openapi_yaml),
+            ("/kv/openapi.json", ops.openapi_json),
+        )
+        # Any other method is a 405 here, not a request for a bucket of that name.
+        for route in (web.get(path, handler, allow_head=False), web.route("*", path, _only_get))
     ]
     for routes in (spec, buckets.routes, entries.routes):
         app.add_routes(with_expect_handler(routes))

@@ -1,45 +1,12 @@
-"""Schemathesis against a live `kvs serve` and `kvs worker`: every check, every phase
-(examples, coverage, fuzzing, stateful through the spec's links), zero failures allowed."""
+"""Schemathesis against a live server on openapi/openapi.yaml (tests/support/fuzz.py)."""
 
-import asyncio
-import re
-import sys
+from pathlib import Path
 
-from tests.support import start_kvs_serve, start_kvs_worker, stop_processes
+from tests.support.fuzz import assert_schemathesis_finds_nothing
 from tests.support.spec_check import SPEC_PATH
 
-SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 async def test_schemathesis_finds_no_failures(database_url, tenant):
-    # Schemathesis sends hundreds of requests with missing or wrong keys from one address on
-    # purpose (its auth checks): the limit on failed authentications, which would answer them
-    # 429, is off here; tests/reliability/test_authentication.py tests it.
-    server, port = await start_kvs_serve(database_url, auth_failures_per_minute="0")
-    worker = await start_kvs_worker(database_url, log_level="WARNING")
-    try:
-        fuzz = await asyncio.create_subprocess_exec(
-            *SCHEMATHESIS,
-            "run",
-            str(SPEC_PATH),
-            "--url",
-            f"http://127.0.0.1:{port}",
-            "-H",
-            f"Authorization: Bearer {tenant.token}",
-            "--checks",
-            "all",
-            "--no-color",
-            cwd=SPEC_PATH.parent.parent,  # where schemathesis.toml is
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await asyncio.wait_for(fuzz.communicate(), timeout=300)
-    finally:
-        await stop_processes(server, worker)
-    report = output.decode()
-    summary = re.findall(r"^Test cases:\n\s+(.*)$", report, re.MULTILINE)
-    print(f"\nschemathesis: {summary}", file=sys.stderr)
-    # Failures, and the warnings schemathesis.toml fails on, make the exit status non-zero.
-    assert fuzz.returncode == 0, report[-6000:]
-    ending = re.search(r"^=+ (No issues found|\d+ warnings?) in ", report, re.MULTILINE)
-    assert ending, report[-6000:]
+    await assert_schemathesis_finds_nothing(SPEC_PATH, CONFIG, database_url, tenant)
