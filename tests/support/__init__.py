@@ -48,9 +48,11 @@ async def create_database(admin_url: str, template: str | None = None) -> str:
 
 
 def make_settings(database_url: str, **overrides) -> Settings:
-    """Settings for tests: fast polling and backoff, everything else as in production."""
+    """Settings for tests: fast polling and backoff, metrics on a free port (so that suites
+    running side by side do not collide), everything else as in production."""
     values = dict(
         database_url=database_url,
+        metrics_port=0,
         worker_poll_interval=0.2,
         worker_backoff_base=0.01,
         worker_backoff_max=0.05,
