@@ -26,8 +26,10 @@ from service.web.appkeys import (
     SCHEMA_VERSION,
     SETTINGS,
     SHUTTING_DOWN,
+    SURFACE_ERRORS,
     VALUE_LIMITS,
 )
+from service.web.errors import ErrorShape
 from service.web.front import front_middleware, with_expect_handler
 from service.web.keycache import KeyCache
 from service.web.limits import BodyBudget, ValueLimits
@@ -66,8 +68,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    # Outside every surface (operator routes, unknown paths, malformed HTTP) the answers take
-    # the shape of the service's first surface.
+    # Outside every surface (operator routes, unknown paths, malformed HTTP that names no
+    # surface's path) the answers take the shape of the service's first surface.
     app[ERRORS] = TelnyxErrors()
     app[SHUTTING_DOWN] = asyncio.Event()
     app[KEY_CACHE] = KeyCache(settings.auth_cache_seconds)
@@ -79,6 +81,19 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_database_ctx)
     app.add_routes(with_expect_handler(ops.routes))
+    surfaces = []
     for prefix, create_surface in SURFACES:
-        app.add_subapp(prefix, create_surface(settings))
+        surface = create_surface(settings)
+        app.add_subapp(prefix, surface)
+        surfaces.append((prefix, surface[ERRORS]))
+    app[SURFACE_ERRORS] = tuple(surfaces)
     return app
+
+
+def errors_for_path(app: web.Application, path: str) -> ErrorShape:
+    """The error shape of the surface that serves `path` (the root app's outside them all),
+    for the answers given before a request is routed."""
+    for prefix, shape in app[SURFACE_ERRORS]:
+        if path == prefix or path.startswith(prefix + "/"):
+            return shape
+    return app[ERRORS]

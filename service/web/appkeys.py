@@ -29,6 +29,8 @@ AUTH_LIMITER = web.AppKey("auth_limiter", FailureLimiter)
 # How failures are answered: each surface's app sets its own; the root app's serves the
 # routes outside every surface and what the server answers before routing.
 ERRORS = web.AppKey("errors", ErrorShape)
+# On the root app: each surface's prefix and ERRORS, for answers given before routing.
+SURFACE_ERRORS = web.AppKey("surface_errors", tuple)
 # Request bodies held at once, and namespaces' value limits (service/web/limits.py).
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 VALUE_LIMITS = web.AppKey("value_limits", ValueLimits)

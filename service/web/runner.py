@@ -19,6 +19,7 @@ import asyncio
 import errno
 import logging
 import os
+import re
 import signal
 import socket
 import time
@@ -29,9 +30,9 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from service.settings import Settings
-from service.web.app import create_app
-from service.web.appkeys import ERRORS, METRICS, METRICS_PORT, REQUEST_ID, SHUTTING_DOWN
-from service.web.errors import BadRequest, ErrorShape
+from service.web.app import create_app, errors_for_path
+from service.web.appkeys import METRICS, METRICS_PORT, REQUEST_ID, SHUTTING_DOWN
+from service.web.errors import BadRequest
 from service.web.front import expectation_failed
 from service.web.limits import return_large_buffers_to_the_os
 from service.web.metrics import ApiMetrics
@@ -41,16 +42,28 @@ log = logging.getLogger("kvs")
 _Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
+# A request line in what the parser was fed: the answer to a malformed request takes the shape
+# of the surface its path names.
+_REQUEST_LINE = re.compile(rb"(?:^|\n)[A-Z]{3,7} (/[^ \r\n?]*)")
+
+
 class _ContractErrorsHandler(RequestHandler):
     """aiohttp's connection handler, answering what its HTTP parser refuses (malformed request
-    lines and headers, oversized headers, conflicting framing) in the contract's JSON shape
-    instead of plain text, counting it (route "unmatched", method "other") and logging it as
-    the client's mistake rather than a server error. The parser's message is not repeated: it
-    quotes the request's bytes, which may hold a key.
+    lines and headers, oversized headers, conflicting framing) in the JSON shape of the surface
+    the request line's path names (the root app's when none can be read), instead of plain
+    text, counting it (route "unmatched", method "other") and logging it as the client's
+    mistake rather than a server error. The parser's message is not repeated: it quotes the
+    request's bytes, which may hold a key.
     """
 
     metrics: ApiMetrics
-    errors: ErrorShape
+    app: web.Application
+
+    def data_received(self, data: bytes) -> None:
+        # The last two chunks, kept by reference (no copy): where a refused head's request
+        # line is, unless the head was sent in more pieces than that.
+        self._seen = (getattr(self, "_seen", (b"", b""))[1], data)
+        super().data_received(data)
 
     def handle_error(
         self,
@@ -70,7 +83,9 @@ class _ContractErrorsHandler(RequestHandler):
             else "The request is not valid HTTP/1.1."
         )
         request[REQUEST_ID] = os.urandom(16).hex()
-        response = self.errors.response(request, BadRequest(detail))
+        lines = _REQUEST_LINE.findall(b"".join(getattr(self, "_seen", ())))
+        path = lines[-1].decode("latin-1") if lines else "/"
+        response = errors_for_path(self.app, path).response(request, BadRequest(detail))
         response.force_close()
         self.metrics.route_series("unmatched", "other").observe(
             response.status, 0.0, 0, response.content_length or 0
@@ -80,11 +95,11 @@ class _ContractErrorsHandler(RequestHandler):
 
 class _ContractErrorsServer(web.Server):
     metrics: ApiMetrics
-    errors: ErrorShape
+    app: web.Application
 
     def __call__(self) -> RequestHandler:
         handler = _ContractErrorsHandler(self, loop=self._loop, **self._kwargs)
-        handler.metrics, handler.errors = self.metrics, self.errors
+        handler.metrics, handler.app = self.metrics, self.app
         return handler
 
 
@@ -110,7 +125,7 @@ class ContractErrorsRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _ContractErrorsServer
-        server.metrics, server.errors = self.app[METRICS], self.app[ERRORS]
+        server.metrics, server.app = self.app[METRICS], self.app
         server.request_handler = _expectations_in_contract_shape(server.request_handler)
         return server
 

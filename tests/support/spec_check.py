@@ -75,11 +75,12 @@ def check_against_spec(method: str, resp: ClientResponse, body: bytes) -> None:
     raw_path = resp.request_info.url.raw_path
     contract = contract_for(raw_path)
     paths = contract.spec["paths"]
-    for regex, template in contract.templates:
-        match = regex.match(raw_path)
-        if match and method.lower() in paths[template]:
-            break
-    else:
+    # The first path that matches is the route (a literal path before a template), whether
+    # or not it documents this method.
+    match, template = next(
+        ((m, t) for regex, t in contract.templates if (m := regex.match(raw_path))), (None, "")
+    )
+    if not match or method.lower() not in paths[template]:
         # No operation (an unknown route or method): the answer must still be a contract error.
         assert resp.status >= 400, f"{method} {raw_path} answered {resp.status}"
         if method != "HEAD":

@@ -2,7 +2,7 @@
 are JSON objects, stored byte for byte with `Content-Type: application/json`, so that /v2
 reads them as it reads any key."""
 
-import math
+import re
 import time
 
 from aiohttp import web
@@ -31,6 +31,8 @@ DEFAULT_LIMIT = 10
 # of 1 MiB each would otherwise hold a gigabyte in memory. `metadata.truncated` says so.
 LISTING_BYTES = 8 * 1024 * 1024
 SEARCH_TYPES = ("exact", "fuzzy", "prefix", "range")
+# A number as JSON writes one (Python's float() takes `1_000`, `inf` and spaces too).
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 
 async def _bucket(request: web.Request) -> Located:
@@ -151,13 +153,8 @@ async def search_kv_entries(request: web.Request) -> web.Response:
             f"'search_type' must be one of {', '.join(SEARCH_TYPES)}.", parameter="search_type"
         )
     for bound in ("min", "max"):
-        if bound in query:
-            try:
-                finite = math.isfinite(float(query[bound]))
-            except ValueError:
-                finite = False
-            if not finite:
-                raise BadRequest(f"'{bound}' must be a number.", parameter=bound)
+        if bound in query and not _NUMBER.fullmatch(query[bound]):
+            raise BadRequest(f"'{bound}' must be a number.", parameter=bound)
     _limit(request)
     await _bucket(request)
     raise BadRequest(
