@@ -5,12 +5,11 @@ import asyncio
 import collections
 import ctypes
 import ctypes.util
-import itertools
-import time
 from collections.abc import Awaitable, Callable, Hashable
 from uuid import UUID
 
 from service.web.errors import BodyMemoryExhausted
+from service.web.recent import Recent
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
@@ -45,8 +44,7 @@ class ValueLimits:
     ones read longest ago are forgotten first."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        self.max_entries = max_entries
-        self._entries: dict[tuple[UUID, UUID], tuple[float, int]] = {}
+        self._limits: Recent[int] = Recent(_LIMIT_SECONDS, max_entries)
 
     async def of(
         self,
@@ -57,16 +55,11 @@ class ValueLimits:
     ) -> int:
         """The namespace's value limit for a body of `declared` length: from memory when that
         allows it, else `read()` (always, for a body of unknown length)."""
-        entry = self._entries.get((tenant_id, namespace_id))
-        if entry is not None and declared is not None and declared <= entry[1]:
-            if time.monotonic() < entry[0] + _LIMIT_SECONDS:
-                return entry[1]
+        remembered = self._limits.get((tenant_id, namespace_id))
+        if remembered is not None and declared is not None and declared <= remembered:
+            return remembered
         limit = await read()
-        self._entries.pop((tenant_id, namespace_id), None)  # re-inserted last: oldest first
-        if len(self._entries) >= self.max_entries:
-            for oldest in list(itertools.islice(self._entries, self.max_entries // 10 or 1)):
-                del self._entries[oldest]
-        self._entries[(tenant_id, namespace_id)] = (time.monotonic(), limit)
+        self._limits.put((tenant_id, namespace_id), limit)
         return limit
 
 

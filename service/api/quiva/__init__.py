@@ -12,6 +12,7 @@ from service.web.auth import auth_middleware, public
 from service.web.errors import MethodNotAllowed, error_middleware
 from service.web.front import with_expect_handler
 from service.web.openapi import load_document
+from service.web.recent import Recent
 
 # Everything under /storage answers in quiva.ai's shape: its KV routes are under /storage/kv.
 PREFIX = "/storage"
@@ -28,6 +29,7 @@ def create_surface(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware(shape), auth_middleware])
     app[ERRORS] = shape
     app[OPENAPI] = load_document(settings.quiva_openapi_file)
+    app[buckets.BUCKETS] = Recent(buckets.BUCKET_SECONDS)
     spec = [
         route
         for path, handler in (

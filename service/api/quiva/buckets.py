@@ -2,6 +2,8 @@
 its name. quiva.ai has no `pending` bucket, so a create answers once the bucket is usable."""
 
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -14,16 +16,53 @@ from service.api.quiva.models import (
 )
 from service.domain import keys as kv
 from service.domain import namespaces
-from service.domain.errors import NamespaceNameTaken, NamespaceNotReady
-from service.domain.namespaces import Namespace
+from service.domain.errors import NamespaceNameTaken, NamespaceNotFound, NamespaceNotReady
+from service.domain.namespaces import Located, Namespace
 from service.web.appkeys import DATABASE, SETTINGS
 from service.web.auth import tenant_of
 from service.web.errors import BadRequest
 from service.web.parsing import parse_model, read_json_object
+from service.web.recent import Recent
 
 routes = web.RouteTableDef()
 
 BUCKET_PATH = "/kv/{bucket:[^/]+}"
+T = TypeVar("T")
+
+# Which namespace a tenant's bucket name names, remembered by a process for a few seconds.
+# The key statements check the namespace's tenant and status again, and an id they find gone
+# or not ready is looked up afresh: so memory only saves the lookup, and changes nothing an
+# answer says.
+BUCKETS = web.AppKey("quiva_buckets", Recent)
+BUCKET_SECONDS = 10.0
+STALE = (NamespaceNotFound, NamespaceNotReady)
+
+
+async def fresh_bucket(request: web.Request) -> Located:
+    """The request's bucket, read from the database and remembered; ready for entries."""
+    name = bucket_name(request.match_info["bucket"])
+    tenant_id = tenant_of(request)
+    bucket = await namespaces.locate_namespace(request.config_dict[DATABASE], tenant_id, name)
+    if bucket.status != "provision_ok":
+        raise NamespaceNotReady(bucket.status)
+    request.config_dict[BUCKETS].put((tenant_id, name), bucket)
+    return bucket
+
+
+def remembered_bucket(request: web.Request) -> Located | None:
+    return request.config_dict[BUCKETS].get((tenant_of(request), request.match_info["bucket"]))
+
+
+async def on_bucket(request: web.Request, operation: Callable[[Located], Awaitable[T]]) -> T:
+    """`operation` on the request's bucket: the remembered one, or if there is none or the
+    operation finds it gone, the one the database names now."""
+    remembered = remembered_bucket(request)
+    if remembered is not None:
+        try:
+            return await operation(remembered)
+        except STALE:
+            pass
+    return await operation(await fresh_bucket(request))
 
 
 async def _usable(request: web.Request, ns: Namespace) -> None:
@@ -113,6 +152,7 @@ async def delete_kv_bucket(request: web.Request) -> web.Response:
     db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
     ns = await namespaces.find_namespace(db, tenant_id, name)
     await namespaces.delete_namespace(db, tenant_id, ns.id)
+    request.config_dict[BUCKETS].forget((tenant_id, name))
     return render.success()
 
 

@@ -8,11 +8,8 @@ import time
 from aiohttp import web
 
 from service.api.quiva import render
-from service.api.quiva.buckets import BUCKET_PATH
-from service.api.quiva.models import bucket_name
+from service.api.quiva.buckets import BUCKET_PATH, STALE, fresh_bucket, on_bucket, remembered_bucket
 from service.domain import keys as kv
-from service.domain import namespaces
-from service.domain.errors import NamespaceNotReady
 from service.domain.namespaces import Located
 from service.domain.values import json_type
 from service.web.appkeys import DATABASE, SETTINGS
@@ -35,17 +32,6 @@ SEARCH_TYPES = ("exact", "fuzzy", "prefix", "range")
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 
-async def _bucket(request: web.Request) -> Located:
-    """The request's bucket, ready for entries."""
-    name = bucket_name(request.match_info["bucket"])
-    bucket = await namespaces.locate_namespace(
-        request.config_dict[DATABASE], tenant_of(request), name
-    )
-    if bucket.status != "provision_ok":
-        raise NamespaceNotReady(bucket.status)
-    return bucket
-
-
 def _limit(request: web.Request) -> int:
     return parse_positive_int(
         request.query, "limit", default=DEFAULT_LIMIT, maximum=kv.MAX_LIST_LIMIT
@@ -65,9 +51,12 @@ async def get_kv_latest_entries(request: web.Request) -> web.Response:
     `limit`."""
     started = time.perf_counter()
     limit = _limit(request)
-    bucket = await _bucket(request)
-    page = await kv.list_values_matching(
-        request.config_dict[DATABASE], tenant_of(request), bucket.id, None, limit, LISTING_BYTES
+    db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
+    page = await on_bucket(
+        request,
+        lambda bucket: kv.list_values_matching(
+            db, tenant_id, bucket.id, None, limit, LISTING_BYTES
+        ),
     )
     metadata = {"bucket": request.match_info["bucket"], "limit": limit}
     return _listing(page, metadata, started)
@@ -77,8 +66,8 @@ async def get_kv_latest_entries(request: web.Request) -> web.Response:
 async def get_kv_entry(request: web.Request) -> web.Response:
     started = time.perf_counter()
     key = kv.validate_key(request.match_info["key"])
-    bucket = await _bucket(request)
-    found = await kv.get_value(request.config_dict[DATABASE], tenant_of(request), bucket.id, key)
+    db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
+    found = await on_bucket(request, lambda bucket: kv.get_value(db, tenant_id, bucket.id, key))
     metadata = {"bucket": request.match_info["bucket"], "key": key}
     return render.envelope(render.entry(key, found.value, found.content_type), metadata, started)
 
@@ -88,8 +77,16 @@ async def put_kv_entry(request: web.Request) -> web.Response:
     """Stores the body, a JSON object, as the entry's value: verbatim, as JSON."""
     key = kv.validate_key(request.match_info["key"])
     refuse_content_encoding(request.headers)
-    bucket = await _bucket(request)
+    db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
     ceiling = request.config_dict[SETTINGS].max_value_size_ceiling
+    remembered = remembered_bucket(request)
+    declared = request.content_length
+    if remembered is not None and (
+        declared is None or declared > kv.effective_value_limit(remembered.max_value_size, ceiling)
+    ):
+        remembered = None  # a remembered limit never refuses: one raised since holds at once
+    bucket = remembered or await fresh_bucket(request)
+    # What refuses a body early; the write checks the limit in force whatever was remembered.
     limit = kv.effective_value_limit(bucket.max_value_size, ceiling)
     async with received_value(request, limit) as value:
         try:
@@ -98,15 +95,18 @@ async def put_kv_entry(request: web.Request) -> web.Response:
             raise BadRequest("The request body is not valid JSON.", pointer="") from None
         if not is_object:
             raise BadRequest("An entry's value must be a JSON object.", pointer="")
-        await kv.put_value(
-            request.config_dict[DATABASE],
-            tenant_of(request),
-            bucket.id,
-            key,
-            value,
-            JSON_TYPE,
-            value_ceiling=ceiling,
-        )
+
+        async def store(bucket: Located) -> None:
+            await kv.put_value(
+                db, tenant_id, bucket.id, key, value, JSON_TYPE, value_ceiling=ceiling
+            )
+
+        try:
+            await store(bucket)
+        except STALE:
+            if remembered is None:
+                raise
+            await store(await fresh_bucket(request))
     return render.success()
 
 
@@ -114,8 +114,8 @@ async def put_kv_entry(request: web.Request) -> web.Response:
 async def delete_kv_entry(request: web.Request) -> web.Response:
     """Deletes the entry; deleting one that does not exist succeeds, as in NATS."""
     key = kv.validate_key(request.match_info["key"])
-    bucket = await _bucket(request)
-    await kv.delete_value(request.config_dict[DATABASE], tenant_of(request), bucket.id, key)
+    db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
+    await on_bucket(request, lambda bucket: kv.delete_value(db, tenant_id, bucket.id, key))
     return render.success()
 
 
@@ -128,9 +128,12 @@ async def search_kv_by_key(request: web.Request) -> web.Response:
         raise MissingField("'search' is required.", parameter="search")
     pattern = kv.parse_key_pattern(request.query["search"])
     limit = _limit(request)
-    bucket = await _bucket(request)
-    page = await kv.list_values_matching(
-        request.config_dict[DATABASE], tenant_of(request), bucket.id, pattern, limit, LISTING_BYTES
+    db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
+    page = await on_bucket(
+        request,
+        lambda bucket: kv.list_values_matching(
+            db, tenant_id, bucket.id, pattern, limit, LISTING_BYTES
+        ),
     )
     metadata = {
         "bucket": request.match_info["bucket"],
@@ -156,7 +159,7 @@ async def search_kv_entries(request: web.Request) -> web.Response:
         if bound in query and not _NUMBER.fullmatch(query[bound]):
             raise BadRequest(f"'{bound}' must be a number.", parameter=bound)
     _limit(request)
-    await _bucket(request)
+    await fresh_bucket(request)
     raise BadRequest(
         f"The bucket has no index on '{query['field']}': this server does not index fields "
         "of entries, so none can be searched. Search keys with search-by-key.",

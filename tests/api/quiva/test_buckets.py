@@ -5,7 +5,7 @@ import asyncio
 
 from service.domain import keys as kv
 from service.web.app import create_app
-from tests.api.quiva import BASE, create_bucket, error_of, put_entry
+from tests.api.quiva import BASE, create_bucket, entry_url, error_of, put_entry
 from tests.support import drain, make_settings
 from tests.support.workers import add_keys
 
@@ -166,3 +166,46 @@ async def test_purge_runs_in_batches_and_keeps_keys_written_after_it_began(db, t
     assert await kv.purge_values(db, tenant.id, namespace, batch=7) == 30
     left = await db.fetch("SELECT key FROM kv_entries WHERE namespace_id = $1", namespace)
     assert [r["key"] for r in left] == ["later"]
+
+
+async def test_a_bucket_deleted_and_created_again_elsewhere_is_found_anew(quiva, tenant):
+    """This process remembers which namespace a bucket name names; a delete and create of
+    the same name that it did not see (here through /v2) still reach the new namespace."""
+    await create_bucket(quiva, tenant, "again")
+    await put_entry(quiva, tenant, "again", "old", {"v": 1})
+    old_id = (await listed(quiva, tenant))["again"]["metadata"]["id"]
+    resp = await quiva.delete(f"/v2/storage/kvs/{old_id}", headers=tenant.headers)
+    assert resp.status == 200
+    resp = await quiva.post("/v2/storage/kvs", json={"name": "again"}, headers=tenant.headers)
+    new_id = (await resp.json())["data"]["id"]
+    await create_bucket(quiva, tenant, "again")  # waits until the new one is provisioned
+    resp = await quiva.get(entry_url("again", "old"), headers=tenant.headers)
+    assert await error_of(resp) == (404, "not_found", "The entry does not exist.")
+    resp = await quiva.get(f"{BASE}/again/entries", headers=tenant.headers)
+    assert resp.status == 200 and (await resp.json())["body"]["results"] == []
+    await put_entry(quiva, tenant, "again", "new", {"v": 2})
+    resp = await quiva.get(f"/v2/storage/kvs/{new_id}/keys/new", headers=tenant.headers)
+    assert resp.status == 200 and await resp.json() == {"v": 2}
+
+
+async def test_a_value_limit_changed_elsewhere_holds_at_once(quiva, tenant):
+    await create_bucket(quiva, tenant, "limits", max_value_size=100)
+    await put_entry(quiva, tenant, "limits", "small", {"v": 1})  # the bucket is remembered
+    namespace_id = (await listed(quiva, tenant))["limits"]["metadata"]["id"]
+    bigger = {"pad": "x" * 150}
+    resp = await quiva.patch(
+        f"/v2/storage/kvs/{namespace_id}", json={"max_value_size": 1000}, headers=tenant.headers
+    )
+    assert resp.status == 200
+    await put_entry(quiva, tenant, "limits", "bigger", bigger)
+    resp = await quiva.patch(
+        f"/v2/storage/kvs/{namespace_id}", json={"max_value_size": 50}, headers=tenant.headers
+    )
+    assert resp.status == 200
+    resp = await quiva.put(
+        entry_url("limits", "bigger"), json={"pad": "y" * 60}, headers=tenant.headers
+    )
+    status, word, message = await error_of(resp)
+    assert (status, word) == (400, "validation_error") and "50 bytes" in message
+    resp = await quiva.get(entry_url("limits", "bigger"), headers=tenant.headers)
+    assert (await resp.json())["body"]["value"] == bigger
