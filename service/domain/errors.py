@@ -41,8 +41,12 @@ class KeyNotFound(NotFound):
 
 
 class NamespaceNameTaken(DomainError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"A namespace named '{name}' exists already.", field="name")
+    """A live namespace has the name (`differing`: and another value of that setting)."""
+
+    def __init__(self, name: str, *, differing: str | None = None) -> None:
+        other = "" if differing is None else f", with another {differing}"
+        super().__init__(f"A namespace named '{name}' exists already{other}.", field="name")
+        self.differing = differing
 
 
 class NamespaceDeleting(DomainError):

@@ -310,8 +310,8 @@ async def list_values_matching(
     byte_budget: int,
 ) -> ValuePage:
     """Up to `limit` live keys matching `pattern` (every key when None) with their values, in
-    key order, in one statement. The values of a page total at most `byte_budget` bytes, unless
-    its first value alone is larger: then that one is the page."""
+    key order, in one statement. A page takes keys while the values before them total less
+    than `byte_budget` bytes: so it holds at most that plus its last value."""
     low, like = ("", "%") if pattern is None else (pattern.prefix, pattern.like)
     rows = await db.fetch(
         queries().list_entry_values,
@@ -344,5 +344,7 @@ async def purge_values(db: Database, tenant_id: UUID, namespace_id: UUID, batch:
         row = await db.fetchrow(q.purge_entries, namespace_id, tenant_id, watermark, batch)
         _check_ready(row)
         removed += row["deleted"]
-        if row["deleted"] < batch:
+        # Not `deleted`: a picked key that another request rewrote or removed meanwhile is
+        # not deleted here, and more may be left.
+        if row["picked"] < batch:
             return removed

@@ -296,6 +296,35 @@ async def put_namespace(
     raise NamespaceNameTaken(name)
 
 
+async def ensure_namespace(
+    db: Database,
+    tenant_id: UUID,
+    name: str,
+    settings: Mapping[str, object],
+    *,
+    value_ceiling: int = MAX_VALUE_SIZE_LIMIT,
+) -> Namespace:
+    """The tenant's namespace of this name with exactly these settings (every one of
+    SETTINGS, None for none): created with TTL support, or the one that exists already with
+    them. NamespaceNameTaken, naming a setting that differs, when one exists with others."""
+    check_settings(settings, value_ceiling)
+    for _ in range(_PUT_ATTEMPTS):
+        try:
+            return await create_namespace(
+                db, tenant_id, name, value_ceiling=value_ceiling, **settings
+            )
+        except NamespaceNameTaken:
+            try:
+                current = await find_namespace(db, tenant_id, name)
+            except NamespaceNotFound:
+                continue  # deleted meanwhile: create it
+        differing = [field for field in SETTINGS if getattr(current, field) != settings[field]]
+        if differing:
+            raise NamespaceNameTaken(name, differing=differing[0])
+        return current
+    raise NamespaceNameTaken(name)
+
+
 async def delete_namespace(db: Database, tenant_id: UUID, namespace_id: UUID) -> Namespace:
     """Marks the namespace `deleting` and queues the removal of it and its keys."""
     row = await db.fetchrow(queries().request_namespace_delete, namespace_id, tenant_id)

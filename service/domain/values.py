@@ -41,8 +41,8 @@ def json_type(value: bytes) -> type:
         return type(orjson.loads(value))
     except orjson.JSONDecodeError:
         pass
-    # What orjson refuses and JSON allows: numbers beyond a double, escaped lone surrogates,
-    # nesting deeper than 1,024.
+    # What orjson refuses and JSON allows: numbers beyond a double, escaped lone surrogates.
+    # Nesting deeper than both parsers go (about a thousand levels) is refused.
     try:
         return type(json.loads(bytes(value).decode("utf-8"), parse_constant=_refuse_constant))
     except RecursionError as err:

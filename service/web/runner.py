@@ -45,6 +45,7 @@ _Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 # A request line in what the parser was fed: the answer to a malformed request takes the shape
 # of the surface its path names.
 _REQUEST_LINE = re.compile(rb"(?:^|\n)[A-Z]{3,7} (/[^ \r\n?]*)")
+_PEEK_BYTES = 8192  # aiohttp's longest request line is 8190 bytes
 
 
 class _ContractErrorsHandler(RequestHandler):
@@ -60,9 +61,10 @@ class _ContractErrorsHandler(RequestHandler):
     app: web.Application
 
     def data_received(self, data: bytes) -> None:
-        # The last two chunks, kept by reference (no copy): where a refused head's request
-        # line is, unless the head was sent in more pieces than that.
-        self._seen = (getattr(self, "_seen", (b"", b""))[1], data)
+        # The start of the last two chunks: where a refused head's request line is, unless the
+        # head was sent in more pieces than that. Copied, so that an idle connection holds a
+        # few KiB rather than the last chunks of its upload.
+        self._seen = (getattr(self, "_seen", (b"", b""))[1], data[:_PEEK_BYTES])
         super().data_received(data)
 
     def handle_error(

@@ -16,11 +16,10 @@ from service.api.quiva.models import (
 )
 from service.domain import keys as kv
 from service.domain import namespaces
-from service.domain.errors import NamespaceNameTaken, NamespaceNotFound, NamespaceNotReady
+from service.domain.errors import NamespaceNotFound, NamespaceNotReady
 from service.domain.namespaces import Located, Namespace
 from service.web.appkeys import DATABASE, SETTINGS
 from service.web.auth import tenant_of
-from service.web.errors import BadRequest
 from service.web.parsing import parse_model, read_json_object
 from service.web.recent import Recent
 
@@ -95,24 +94,13 @@ async def create_kv_bucket(request: web.Request) -> web.Response:
     name = bucket_name(spec.bucket)
     refuse_unhonoured(spec)
     settings = {"description": None, "max_bytes": None, "max_value_size": None, **spec.settings()}
-    db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
-    try:
-        ns = await namespaces.create_namespace(
-            db,
-            tenant_id,
-            name,
-            value_ceiling=request.config_dict[SETTINGS].max_value_size_ceiling,
-            **settings,
-        )
-    except NamespaceNameTaken:
-        ns = await namespaces.find_namespace(db, tenant_id, name)
-        differing = [field for field, value in settings.items() if getattr(ns, field) != value]
-        if differing:
-            raise BadRequest(
-                f"A bucket named '{name}' exists already, with another {differing[0]}; change "
-                "it with PUT /storage/kv/{bucket}.",
-                pointer=f"/{differing[0]}",
-            ) from None
+    ns = await namespaces.ensure_namespace(
+        request.config_dict[DATABASE],
+        tenant_of(request),
+        name,
+        settings,
+        value_ceiling=request.config_dict[SETTINGS].max_value_size_ceiling,
+    )
     await _usable(request, ns)
     return render.success()
 

@@ -24,8 +24,9 @@ routes = web.RouteTableDef()
 ENTRY_PATH = BUCKET_PATH + r"/entries/{key:[\s\S]*}"
 JSON_TYPE = "application/json"
 DEFAULT_LIMIT = 10
-# The values one listing answer carries at most (past its first): a listing of 1,000 entries
-# of 1 MiB each would otherwise hold a gigabyte in memory. `metadata.truncated` says so.
+# A listing answer takes entries while the values before them total less than this (so it
+# holds at most this and one value more): 1,000 entries of 16 MiB would otherwise hold 16 GB
+# in memory. `metadata.truncated` says when entries were left out.
 LISTING_BYTES = 8 * 1024 * 1024
 SEARCH_TYPES = ("exact", "fuzzy", "prefix", "range")
 # A number as JSON writes one (Python's float() takes `1_000`, `inf` and spaces too).
@@ -91,10 +92,13 @@ async def put_kv_entry(request: web.Request) -> web.Response:
     async with received_value(request, limit) as value:
         try:
             is_object = json_type(value) is dict
+            refusal = None if is_object else "An entry's value must be a JSON object."
         except ValueError:
-            raise BadRequest("The request body is not valid JSON.", pointer="") from None
-        if not is_object:
-            raise BadRequest("An entry's value must be a JSON object.", pointer="")
+            refusal = "The request body is not valid JSON."
+        if refusal is not None:
+            if remembered is not None:
+                await fresh_bucket(request)  # a bucket gone meanwhile answers as such first
+            raise BadRequest(refusal, pointer="")
 
         async def store(bucket: Located) -> None:
             await kv.put_value(

@@ -80,7 +80,10 @@ def word_and_message(err: Exception) -> tuple[ErrorWord, str]:
     if isinstance(err, domain.KeyNotFound):
         return NOT_FOUND, "The entry does not exist."
     if isinstance(err, domain.NamespaceNameTaken):
-        return VALIDATION_ERROR, err.message.replace("namespace", "bucket")
+        taken = err.message.replace("namespace", "bucket")
+        if err.differing is not None:
+            taken = taken.rstrip(".") + "; change it with PUT /storage/kv/{bucket}."
+        return VALIDATION_ERROR, taken
     if isinstance(err, domain.ValueTooLarge):
         return VALIDATION_ERROR, f"An entry in this bucket is at most {err.limit} bytes."
     if isinstance(err, domain.StorageLimitReached):

@@ -141,17 +141,21 @@ ORDER BY page.key;
 SELECT nextval('kv_versions');
 
 -- write: purge_entries
--- Deletes up to $4 keys whose version is below the purge's watermark $3. A key rewritten
--- meanwhile has a newer version, which the delete checks again on the row, and stays.
+-- Deletes up to $4 keys whose version is below the purge's watermark $3, and says how many it
+-- picked: fewer than $4 means none is left below the watermark. A key rewritten meanwhile has
+-- a newer version, which the delete checks again on the row, and stays.
 WITH ns AS (
     SELECT status FROM namespaces WHERE id = $1 AND tenant_id = $2
+), picked AS (
+    SELECT key FROM kv_entries WHERE namespace_id = $1 AND version < $3 LIMIT $4
 ), gone AS (
     DELETE FROM kv_entries e USING ns
     WHERE ns.status = 'provision_ok' AND e.namespace_id = $1 AND e.version < $3
-      AND e.key IN (SELECT key FROM kv_entries WHERE namespace_id = $1 AND version < $3 LIMIT $4)
+      AND e.key IN (SELECT key FROM picked)
     RETURNING 1
 )
-SELECT ns.status, (SELECT count(*) FROM gone) AS deleted FROM ns;
+SELECT ns.status, (SELECT count(*) FROM picked) AS picked, (SELECT count(*) FROM gone) AS deleted
+FROM ns;
 
 -- write: sweep_expired
 -- Deletes up to $1 expired rows. Rows a writer holds are skipped, and the expiry is checked

@@ -3,11 +3,12 @@ listing filled from the namespace, purge and asynchronous deletion."""
 
 import asyncio
 
+from service.db.pool import open_database
 from service.domain import keys as kv
 from service.web.app import create_app
 from tests.api.quiva import BASE, create_bucket, entry_url, error_of, put_entry
 from tests.support import drain, make_settings
-from tests.support.workers import add_keys
+from tests.support.workers import add_keys, wait_until
 
 
 async def listed(client, tenant) -> dict:
@@ -209,3 +210,39 @@ async def test_a_value_limit_changed_elsewhere_holds_at_once(quiva, tenant):
     assert (status, word) == (400, "validation_error") and "50 bytes" in message
     resp = await quiva.get(entry_url("limits", "bigger"), headers=tenant.headers)
     assert (await resp.json())["body"]["value"] == bigger
+
+
+async def test_purge_goes_on_past_a_batch_in_which_a_key_was_rewritten_meanwhile(
+    db, tenant, namespace, settings
+):
+    """A key the purge picked but another request rewrote before the purge's delete reached
+    it is kept, and the purge still removes every other key written before it began."""
+    await add_keys(db, namespace, 12)
+    async with open_database(settings) as other, other.transaction() as tx:
+        # Lock the first key, as a writer about to rewrite it would.
+        await tx.execute("SELECT 1 FROM kv_entries WHERE key = 'key-1' FOR UPDATE")
+        purge = asyncio.create_task(kv.purge_values(db, tenant.id, namespace, batch=5))
+        await wait_until(
+            lambda: db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            )
+        )
+        await tx.execute(
+            "UPDATE kv_entries SET version = nextval('kv_versions') WHERE key = 'key-1'"
+        )
+    assert await purge == 11
+    left = await db.fetch("SELECT key FROM kv_entries WHERE namespace_id = $1", namespace)
+    assert [r["key"] for r in left] == ["key-1"]
+
+
+async def test_an_entry_refused_for_a_bucket_deleted_elsewhere_says_the_bucket_is_gone(
+    quiva, tenant
+):
+    await create_bucket(quiva, tenant, "gone-elsewhere")
+    await put_entry(quiva, tenant, "gone-elsewhere", "k", {"v": 1})  # the bucket is remembered
+    namespace_id = (await listed(quiva, tenant))["gone-elsewhere"]["metadata"]["id"]
+    resp = await quiva.delete(f"/v2/storage/kvs/{namespace_id}", headers=tenant.headers)
+    assert resp.status == 200
+    for body in (b"[1]", b"{bad", b'{"v": 2}'):
+        resp = await quiva.put(entry_url("gone-elsewhere", "k"), data=body, headers=tenant.headers)
+        assert await error_of(resp) == (404, "not_found", "The bucket does not exist.")
