@@ -3,7 +3,7 @@ document: openapi/quiva.yaml under /storage, openapi/openapi.yaml everywhere els
 
 import json
 import re
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -64,7 +64,6 @@ def contract_for(raw_path: str) -> Contract:
     return QUIVA if raw_path == "/storage" or raw_path.startswith("/storage/") else TELNYX
 
 
-@cache
 def spec_dict() -> dict:
     """The Telnyx surface's document."""
     return TELNYX.spec

@@ -39,6 +39,19 @@ def _limit(request: web.Request) -> int:
     )
 
 
+async def _matching(
+    request: web.Request, pattern: kv.KeyPattern | None, limit: int
+) -> kv.ValuePage:
+    """The request's bucket's entries matching `pattern` (all when None), within the budget."""
+    db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
+    return await on_bucket(
+        request,
+        lambda bucket: kv.list_values_matching(
+            db, tenant_id, bucket.id, pattern, limit, LISTING_BYTES
+        ),
+    )
+
+
 def _listing(page: kv.ValuePage, metadata: dict, started: float) -> web.Response:
     results = [render.entry(item.key, item.value, item.content_type) for item in page.items]
     if page.truncated:
@@ -52,13 +65,7 @@ async def get_kv_latest_entries(request: web.Request) -> web.Response:
     `limit`."""
     started = time.perf_counter()
     limit = _limit(request)
-    db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
-    page = await on_bucket(
-        request,
-        lambda bucket: kv.list_values_matching(
-            db, tenant_id, bucket.id, None, limit, LISTING_BYTES
-        ),
-    )
+    page = await _matching(request, None, limit)
     metadata = {"bucket": request.match_info["bucket"], "limit": limit}
     return _listing(page, metadata, started)
 
@@ -132,13 +139,7 @@ async def search_kv_by_key(request: web.Request) -> web.Response:
         raise MissingField("'search' is required.", parameter="search")
     pattern = kv.parse_key_pattern(request.query["search"])
     limit = _limit(request)
-    db, tenant_id = request.config_dict[DATABASE], tenant_of(request)
-    page = await on_bucket(
-        request,
-        lambda bucket: kv.list_values_matching(
-            db, tenant_id, bucket.id, pattern, limit, LISTING_BYTES
-        ),
-    )
+    page = await _matching(request, pattern, limit)
     metadata = {
         "bucket": request.match_info["bucket"],
         "search": pattern.text,
