@@ -30,7 +30,7 @@ reliability-long: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench
 	$(BIN)/ruff format --check service tests bench
-	$(BIN)/openapi-spec-validator openapi/openapi.yaml openapi/quiva.yaml
+	$(BIN)/openapi-spec-validator openapi/openapi.yaml openapi/quiva.yaml openapi/quiva-secrets.yaml
 	$(BIN)/yamllint --strict deploy
 
 ## the service against PostgreSQL, a bare aiohttp app and etcd (QUICK=1: ~3 min); bench/results/

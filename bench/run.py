@@ -41,6 +41,7 @@ from service.devdb import bin_dir, temporary_postgres
 from service.domain import tenants
 from service.domain.keys import DEFAULT_VALUE_LIMIT
 from service.domain.namespaces import create_namespace
+from service.domain.sealing import MasterKeys, binding, new_master_key, seal
 from service.settings import REPO_ROOT, Settings
 from service.worker.loop import Worker
 
@@ -353,6 +354,11 @@ class Setup:
     bucket: str = "bench-json"
 
 
+# Secrets: the tenant's, key000001 up, each 1 KiB of text sealed under this master key.
+MASTER_KEYS = new_master_key("bench")
+SECRETS = 10_000
+
+
 async def prepare(dsn: str, keys: int) -> Setup:
     """Schema, a tenant with 10 provisioned namespaces, `keys` 1 KiB keys in the first."""
     conn = await asyncpg.connect(dsn)
@@ -368,6 +374,7 @@ async def prepare(dsn: str, keys: int) -> Setup:
             pass
     await copy_keys(conn, spaces[0].id, keys)
     await copy_keys(conn, bucket.id, keys, json_objects=True)
+    await copy_secrets(conn, tenant, SECRETS, MasterKeys.parse(MASTER_KEYS))
     await conn.execute("CHECKPOINT")
     await conn.close()
     return Setup(dsn, tenant, key.token, spaces[0].id, spaces[1].id, spaces[-1].id)
@@ -402,6 +409,46 @@ async def copy_keys(
     )
     await conn.execute("SELECT setval('kv_versions', $1)", keys + 1)
     await conn.execute("VACUUM ANALYZE")
+
+
+async def copy_secrets(
+    conn: asyncpg.Connection, tenant: UUID, count: int, keys: MasterKeys, size: int = 1024
+) -> None:
+    """`count` secrets key000001 up of `size` bytes of text, sealed as a write seals them and
+    copied straight into the tables, then analyzed."""
+    sealed = [
+        seal(keys, binding(tenant, f"key{i:06d}", 1), os.urandom(size // 2).hex().encode())
+        for i in range(1, count + 1)
+    ]
+    await conn.copy_records_to_table(
+        "secrets",
+        records=((tenant, f"key{i:06d}", 1, i) for i in range(1, count + 1)),
+        columns=["tenant_id", "name", "version", "revision"],
+    )
+    await conn.copy_records_to_table(
+        "secret_versions",
+        records=(
+            (tenant, f"key{i:06d}", 1, i, s.master_key_id, s.wrapped_key, s.ciphertext)
+            for i, s in enumerate(sealed, 1)
+        ),
+        columns=[
+            "tenant_id",
+            "name",
+            "version",
+            "revision",
+            "master_key_id",
+            "wrapped_key",
+            "ciphertext",
+        ],
+    )
+    await conn.execute(
+        "INSERT INTO secret_counts VALUES ($1, $2) ON CONFLICT (tenant_id) DO UPDATE"
+        " SET secrets = secret_counts.secrets + $2",
+        tenant,
+        count,
+    )
+    await conn.execute("SELECT setval('secret_revisions', $1)", count + 1)
+    await conn.execute("ANALYZE secrets, secret_versions")
 
 
 async def add_namespaces(dsn: str, tenant: UUID, count: int) -> None:
@@ -508,6 +555,7 @@ def measure(mode: Mode, setup: Setup, results: Results, pgdata: Path) -> None:
         "KVS_METRICS_PORT": "0",
         "KVS_WORKER_METRICS_PORT": "0",
         "KVS_PROCESSES": str(processes),
+        "KVS_SECRETS_MASTER_KEYS": MASTER_KEYS,
     }
     base = f"http://127.0.0.1:{port}"
     args = (setup.namespace, setup.token, mode.keys)
@@ -534,6 +582,10 @@ def measure(mode: Mode, setup: Setup, results: Results, pgdata: Path) -> None:
             results.run("kvs GET 1 KiB", lambda: wrk(base, kv_lua, "get", *args, seconds=s))
             results.run("pgbench get_entry", lambda: pgbench(setup.dsn, scripts["get"], s, defines))
             results.run("quiva GET 1 KiB", lambda: wrk(base, kv_lua, "qget", *quiva, seconds=s))
+            results.run(
+                "secret GET 1 KiB",
+                lambda: wrk(base, kv_lua, "sget", "-", setup.token, SECRETS, seconds=s),
+            )
             results.run("kvs LIST 100", lambda: wrk(base, kv_lua, "list", *args, seconds=s))
             results.run(
                 "pgbench list_entries", lambda: pgbench(setup.dsn, scripts["list"], s, defines)
@@ -696,6 +748,8 @@ def table(results: Results, processes: int) -> list[list[str]]:
         # checked to be a JSON object.
         ("quiva GET entry / kvs GET 1 KiB", r("quiva GET 1 KiB"), r("kvs GET 1 KiB"), 0.7),
         ("quiva PUT entry / kvs PUT 1 KiB", r("quiva PUT 1 KiB"), r("kvs PUT 1 KiB"), 0.7),
+        # A secret read opens two AES-GCM seals and logs the reveal; a key read does neither.
+        ("secret GET / kvs GET 1 KiB", r("secret GET 1 KiB"), r("kvs GET 1 KiB"), 0.7),
         (
             "PUT 1 KiB, max_bytes / without",
             r("kvs PUT 1 KiB, max_bytes"),

@@ -1,4 +1,5 @@
-"""The `kvs` command: serve, worker, migrate, tenant and key management, and the dev stack."""
+"""The `kvs` command: serve, worker, migrate, tenant, API key and secrets management, and the
+dev stack."""
 
 import argparse
 import asyncio
@@ -17,7 +18,8 @@ from pydantic import SecretStr
 from service.db.listener import Listener
 from service.db.migrations import MigrationError, apply_migrations
 from service.db.pool import Database, open_database
-from service.domain import tenants
+from service.domain import secrets, tenants
+from service.domain.sealing import InvalidMasterKeys, MasterKeys, configured_keys, new_master_key
 from service.logs import configure_logging
 from service.metrics import serve_metrics
 from service.settings import Settings
@@ -67,6 +69,24 @@ def _parser() -> argparse.ArgumentParser:
     key_revoke = key.add_parser("revoke", help="revoke an API key, given by id or in full")
     key_revoke.add_argument("key")
     key_revoke.set_defaults(command=cmd_key_revoke)
+
+    secrets_cmd = sub.add_parser(
+        "secrets", help="master keys of the secrets: generate, rotate, status"
+    ).add_subparsers(required=True, metavar="ACTION")
+    new_key = secrets_cmd.add_parser(
+        "new-key", help="print a new master key as 'id:base64', for KVS_SECRETS_MASTER_KEYS"
+    )
+    new_key.add_argument("id", help="the key's id, e.g. 2026-12")
+    new_key.set_defaults(command=cmd_secrets_new_key)
+    rotate = secrets_cmd.add_parser(
+        "rotate",
+        help="have the worker re-wrap every data key under the first of KVS_SECRETS_MASTER_KEYS",
+    )
+    rotate.add_argument("--wait", action="store_true", help="wait until it is finished")
+    rotate.set_defaults(command=cmd_secrets_rotate)
+    secrets_cmd.add_parser(
+        "status", help="how many data keys each master key wraps, and the last rotation"
+    ).set_defaults(command=cmd_secrets_status)
     return parser
 
 
@@ -123,6 +143,8 @@ def _fail(message: str) -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    if _master_keys(settings) is None:
+        log.warning("no secrets master keys (KVS_SECRETS_MASTER_KEYS): secrets answer 503")
     host, port = args.host or settings.host, args.port or settings.port
     status = supervisor.run(settings, host, port)
     if status:
@@ -130,6 +152,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    _master_keys(settings)
+
     async def run() -> None:
         metrics = WorkerMetrics()
         async with (
@@ -190,6 +214,107 @@ def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
     print(f"revoked key {key_id}")
 
 
+def _master_keys(settings: Settings) -> MasterKeys | None:
+    """The configured master keys; a clear failure, never quoting them, when malformed."""
+    try:
+        return configured_keys(settings.secrets_master_keys)
+    except InvalidMasterKeys as err:
+        _fail(f"KVS_SECRETS_MASTER_KEYS: {err}")
+
+
+def _with_dev_master_key(settings: Settings, *, create: bool) -> Settings:
+    """The settings with the development master key of KVS_DATA_DIR when no master key is
+    configured: created (mode 0600) when `create`, else only if it exists."""
+    if settings.secrets_master_keys is not None:
+        return settings
+    path = settings.data_dir / "dev-master-key"
+    if not path.exists():
+        if not create:
+            return settings
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(new_master_key("dev-1") + "\n")
+        print(f"kvs: created a development master key for secrets in {path}")
+    elif create:
+        print(f"kvs: secrets are sealed with the development master key in {path}")
+    os.environ["KVS_SECRETS_MASTER_KEYS"] = path.read_text().strip()
+    return Settings()
+
+
+def cmd_secrets_new_key(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        print(new_master_key(args.id))
+    except InvalidMasterKeys as err:
+        _fail(str(err))
+
+
+def cmd_secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    keys = _master_keys(_with_dev_master_key(settings, create=False))
+    if keys is None:
+        _fail("no master keys are configured: set KVS_SECRETS_MASTER_KEYS, new key first")
+    target = keys.current.id
+
+    async def rotate(db: Database) -> secrets.Rotation:
+        started, rotation = await secrets.request_rotation(db, target)
+        if not started and rotation.target_key_id != target:
+            _fail(
+                f"a rotation to master key '{rotation.target_key_id}' is under way; "
+                "run this again once `kvs secrets status` shows it finished"
+            )
+        print(
+            f"rotation {rotation.id} to master key '{target}' "
+            f"{'requested' if started else 'is under way'}; the worker re-wraps in batches"
+        )
+        while args.wait and rotation.finished_at is None:
+            await asyncio.sleep(1)
+            rotation = await secrets.latest_rotation(db)
+            print(f"  re-wrapped {rotation.rewrapped} data keys", flush=True)
+        return rotation
+
+    rotation = _run_with_db(settings, rotate)
+    if rotation.finished_at is not None:
+        _print_rotation(rotation)
+        if rotation.last_error:
+            raise SystemExit(1)
+
+
+def cmd_secrets_status(settings: Settings, args: argparse.Namespace) -> None:
+    keys = _master_keys(_with_dev_master_key(settings, create=False))
+    configured = () if keys is None else keys.ids
+
+    async def status(db: Database):
+        return await secrets.master_key_usage(db), await secrets.latest_rotation(db)
+
+    usage, rotation = _run_with_db(settings, status)
+    print("master key    data keys  here")
+    for key_id in sorted(set(usage) | set(configured), key=lambda k: (k not in configured, k)):
+        role = (
+            "current: wraps new data keys"
+            if configured and key_id == configured[0]
+            else "configured: unwraps"
+            if key_id in configured
+            else "NOT CONFIGURED: its secrets cannot be read here"
+        )
+        print(f"{key_id:<12}  {usage.get(key_id, 0):>9}  {role}")
+    if rotation is not None:
+        _print_rotation(rotation)
+
+
+def _print_rotation(rotation: secrets.Rotation) -> None:
+    state = (
+        f"finished {rotation.finished_at:%Y-%m-%d %H:%M:%S}"
+        if rotation.finished_at
+        else "under way"
+    )
+    print(
+        f"rotation {rotation.id} to '{rotation.target_key_id}' (requested "
+        f"{rotation.requested_at:%Y-%m-%d %H:%M:%S}): {state}, {rotation.rewrapped} re-wrapped"
+        f", {rotation.unreadable} unreadable"
+    )
+    if rotation.last_error:
+        print(f"  error: {rotation.last_error}")
+
+
 def _print_key(key: tenants.ApiKey) -> None:
     print(f"key id {key.id}; the key is shown only now:")
     print(f"export KV_API_KEY={key.token}")
@@ -208,6 +333,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
     worker = None
     try:
         cmd_migrate(settings, args)
+        settings = _with_dev_master_key(settings, create=True)
         token = asyncio.run(_dev_key(settings))
         worker = subprocess.Popen([sys.executable, "-m", "service", "worker"])
         print(

@@ -45,6 +45,17 @@ class Metrics:
             registry=r,
         )
 
+        # Every process that opens secrets (the API's reads, the worker's rotations) counts.
+        self.secret_decryption_failures = Counter(
+            f"{PREFIX}_secret_decryption_failures_total",
+            "Sealed secrets that failed to open: integrity (altered, or moved from another "
+            "row) or missing_key (the master key that wraps it is not configured).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("integrity", "missing_key"):
+            self.secret_decryption_failures.labels(reason)
+
     def observe_query(self, name: str, seconds: float) -> None:
         """Times one statement, by its name in service/db/sql (a fixed set)."""
         series = self._queries.get(name)

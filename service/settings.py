@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     # The name this deployment gives its PostgreSQL cluster, in quiva.ai's bucket details.
     cluster_name: str = "kvs"
 
+    # Secrets' master keys, `id:base64,id:base64,…` of 32 random bytes each (`kvs secrets
+    # new-key`): the first wraps new data keys, all of them unwrap. Unset, the secrets routes
+    # answer 503 and everything else works.
+    secrets_master_keys: SecretStr | None = None
+    # Versions kept of each secret: a write destroys those older than the newest this many.
+    secret_versions_kept: int = Field(default=10, ge=1, le=1000)
+    secrets_per_tenant: int = Field(default=10_000, ge=1)
+    # Data keys one rotation batch re-wraps in one short transaction.
+    secret_rotation_batch_size: int = Field(default=1000, ge=1, le=100_000)
+
     # On SIGTERM the server stops listening; open connections may carry one more request
     # (answered with `Connection: close`) for this long, then running requests get
     # shutdown_timeout seconds more (service/web/runner.py).
@@ -100,7 +110,7 @@ class Settings(BaseSettings):
     # (actions: error, crash, sleep:SECONDS). For fault tests only; empty in production.
     failpoints: str = ""
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "secrets_master_keys", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return value or None

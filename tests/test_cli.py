@@ -99,3 +99,60 @@ def test_without_database_url_the_commands_use_the_development_database(tmp_path
         assert server.is_running()
     finally:
         server.stop()
+
+
+async def test_kvs_dev_creates_a_development_master_key_once_and_secrets_work(
+    database_url, tmp_path
+):
+    """`kvs dev` (what `make run` runs) makes `.data/dev-master-key` (mode 0600) when no
+    master key is set, says so, and seals secrets with it; a second start reuses it, so what
+    the first stored still opens."""
+    import asyncio
+    import signal
+    import stat
+
+    import aiohttp
+
+    from tests.support import closed_port
+    from tests.support.rawhttp import wait_until_serving
+
+    env = {k: v for k, v in worker_env(database_url).items() if k != "KVS_SECRETS_MASTER_KEYS"}
+    env.update(KVS_DATA_DIR=str(tmp_path), KVS_PROCESSES="1")
+
+    async def dev_session(action) -> str:
+        env["KVS_PORT"] = str(port := closed_port())
+        proc = await asyncio.create_subprocess_exec(
+            *KVS, "dev", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+        said = []
+        try:
+            while not (line := (await proc.stdout.readline()).decode()).startswith("export"):
+                assert line, said
+                said.append(line)
+            await wait_until_serving(port)
+            token = line.strip().split("=", 1)[1]
+            async with aiohttp.ClientSession(
+                f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
+            ) as http:
+                await action(http)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            await asyncio.wait_for(proc.wait(), timeout=30)
+        return "".join(said)
+
+    async def store(http):
+        resp = await http.put("/secrets", json={"key": "dev", "value": "kept"})
+        assert resp.status == 200, await resp.text()
+
+    async def read(http):
+        resp = await http.get("/secrets/dev")
+        assert await resp.json() == {"key": "dev", "value": "kept"}
+
+    path = tmp_path / "dev-master-key"
+    first = await dev_session(store)
+    assert f"created a development master key for secrets in {path}" in first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    key = path.read_text()
+    second = await dev_session(read)
+    assert f"sealed with the development master key in {path}" in second
+    assert path.read_text() == key

@@ -2,6 +2,8 @@
 -- Arguments: MODE NAMESPACE TOKEN KEYS [BODY_BYTES] [DELAY_MS]
 --   MODE: get | put | list | mixed (80% get, 20% put); keys are key000001..keyNNNNNN.
 --   qget | qput: quiva.ai's entry GET and PUT (a JSON object); NAMESPACE is then a bucket name.
+--   sget | sput | smixed: /v2/secrets GET, PUT (a text value of BODY_BYTES) or 80/20; KEYS
+--   is then how many secrets key000001.. there are, and NAMESPACE is unused.
 --   DELAY_MS: the mean pause before each request on a connection, to offer a lower rate.
 local mode, ns, token, nkeys, body, delay_ms
 
@@ -13,15 +15,20 @@ function init(args)
   local bytes = {}
   for i = 1, size do bytes[i] = string.char(math.random(0, 255)) end
   body = table.concat(bytes)
-  if mode == "qput" then
+  if mode == "qput" or mode == "sput" or mode == "smixed" then
     local hex = {}
     for i = 1, size - 12 do hex[i] = string.format("%x", math.random(0, 15)) end
-    body = '{"data": "' .. table.concat(hex) .. '"}'
+    local field = (mode == "qput") and "data" or "value"
+    body = '{"' .. field .. '": "' .. table.concat(hex) .. '"}'
   end
 end
 
 local function entry_path()
   return string.format("/storage/kv/%s/entries/key%06d", ns, math.random(nkeys))
+end
+
+local function secret_path()
+  return string.format("/v2/secrets/key%06d", math.random(nkeys))
 end
 
 local function key_path()
@@ -32,7 +39,13 @@ function request()
   local auth = {["Authorization"] = "Bearer " .. token}
   local op = mode
   if mode == "mixed" then op = (math.random() < 0.8) and "get" or "put" end
-  if op == "qget" then
+  if mode == "smixed" then op = (math.random() < 0.8) and "sget" or "sput" end
+  if op == "sget" then
+    return wrk.format("GET", secret_path(), auth)
+  elseif op == "sput" then
+    auth["Content-Type"] = "application/json"
+    return wrk.format("PUT", secret_path(), auth, body)
+  elseif op == "qget" then
     return wrk.format("GET", entry_path(), auth)
   elseif op == "qput" then
     auth["Content-Type"] = "application/json"

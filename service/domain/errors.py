@@ -90,6 +90,58 @@ class StorageLimitReached(DomainError):
         self.usage, self.needed, self.limit = usage, needed, limit
 
 
+class SecretNotFound(NotFound):
+    """No such secret for this tenant: another tenant's looks exactly the same."""
+
+    def __init__(self) -> None:
+        super().__init__("The secret does not exist.", field="secret")
+
+
+class SecretVersionNotFound(NotFound):
+    def __init__(self, version: int, current: int, kept: int) -> None:
+        if version > current:
+            message = f"The secret has no version {version}: its current version is {current}."
+        else:
+            message = f"Version {version} of the secret was destroyed: the last {kept} are kept."
+        super().__init__(message, field="version")
+
+
+class SecretTooLarge(DomainError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"A secret's value is at most {limit} bytes of UTF-8.", field="secret_value"
+        )
+        self.limit = limit
+
+
+class SecretLimitReached(DomainError):
+    """The tenant holds as many secrets as it may; nothing was stored."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"Secret limit reached: a tenant holds at most {limit} secrets; delete one first.",
+            field="secret",
+        )
+        self.limit = limit
+
+
+class SecretsUnavailable(DomainError):
+    """Secrets cannot be sealed or opened here now: no master keys are configured, or not
+    the one a secret needs. Nothing was read or stored."""
+
+
+class SecretUnreadable(DomainError):
+    """A stored secret failed to open: its row was altered or moved from another. Its value
+    is never returned."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The secret's stored value failed its integrity check and cannot be read; "
+            "it was altered or copied from another secret. Write it again.",
+            field="secret",
+        )
+
+
 class AuthenticationFailed(DomainError):
     """The credentials name no tenant: malformed, unknown or revoked."""
 

@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service.api import quiva, telnyx
+from service.api.quiva import secrets as quiva_secrets
 from service.api.telnyx.errors import TelnyxErrors
 from service.db.migrations import latest_version
 from service.db.pool import open_database
 from service.domain.keys import DEFAULT_VALUE_LIMIT
+from service.domain.sealing import configured_keys
+from service.domain.secrets import SecretStore
 from service.metrics import serve_metrics
 from service.settings import Settings
 from service.web import ops
@@ -24,6 +27,7 @@ from service.web.appkeys import (
     METRICS_PORT,
     OPENAPI,
     SCHEMA_VERSION,
+    SECRETS,
     SETTINGS,
     SHUTTING_DOWN,
     SURFACE_ERRORS,
@@ -38,7 +42,11 @@ from service.web.openapi import load_document
 from service.web.ratelimit import FailureLimiter
 
 # Each surface: where it is mounted, and the factory of its sub-application.
-SURFACES = ((telnyx.PREFIX, telnyx.create_surface), (quiva.PREFIX, quiva.create_surface))
+SURFACES = (
+    (telnyx.PREFIX, telnyx.create_surface),
+    (quiva.PREFIX, quiva.create_surface),
+    (quiva_secrets.PREFIX, quiva_secrets.create_surface),
+)
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -78,6 +86,12 @@ def create_app(settings: Settings) -> web.Application:
     app[VALUE_LIMITS] = ValueLimits()
     app[SCHEMA_VERSION] = latest_version(settings.migrations_dir)
     app[OPENAPI] = load_document(settings.openapi_file)
+    app[SECRETS] = SecretStore(
+        configured_keys(settings.secrets_master_keys),
+        versions_kept=settings.secret_versions_kept,
+        max_secrets=settings.secrets_per_tenant,
+        observer=metrics,
+    )
     app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_database_ctx)
     app.add_routes(with_expect_handler(ops.routes))

@@ -10,6 +10,7 @@ from uuid import UUID
 from aiohttp import web
 
 from service.db.pool import Database
+from service.domain.secrets import SecretStore
 from service.settings import Settings
 from service.web.errors import ErrorShape
 from service.web.keycache import KeyCache
@@ -23,6 +24,7 @@ DATABASE = web.AppKey("database", Database)
 SCHEMA_VERSION = web.AppKey("schema_version", int)
 OPENAPI = web.AppKey("openapi", OpenApiDocument)
 METRICS = web.AppKey("metrics", ApiMetrics)
+SECRETS = web.AppKey("secrets", SecretStore)
 METRICS_PORT = web.AppKey("metrics_port", int)
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
 AUTH_LIMITER = web.AppKey("auth_limiter", FailureLimiter)

@@ -41,6 +41,23 @@ class ApiMetrics(Metrics):
             registry=r,
         )
 
+        self.secret_reads = Counter(
+            f"{PREFIX}_secret_reads_total", "Secret values revealed (opened).", registry=r
+        )
+        self.secret_writes = Counter(
+            f"{PREFIX}_secret_writes_total", "Secret versions written.", registry=r
+        )
+
+    # The secret store's observer (service/domain/secrets.py).
+    def secrets_read(self, count: int) -> None:
+        self.secret_reads.inc(count)
+
+    def secret_written(self) -> None:
+        self.secret_writes.inc()
+
+    def secret_decryption_failed(self, reason: str) -> None:
+        self.secret_decryption_failures.labels(reason).inc()
+
     def route_series(self, route: str, method: str) -> "RouteSeries":
         """The HTTP series of one route template and method; methods outside HTTP's standard
         set count as "other", so no client can add series."""

@@ -4,6 +4,7 @@ import html
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -21,8 +22,16 @@ class OpenApiDocument:
 
 
 def load_document(path: Path) -> OpenApiDocument:
+    """The document of the file as it is now; parsed once per version of the file, since an
+    app is made per serving process (and per test) and parsing takes a good part of a second."""
+    return _parsed(path, path.stat().st_mtime_ns)
+
+
+@cache
+def _parsed(path: Path, mtime_ns: int) -> OpenApiDocument:
     text = path.read_text()
-    spec = yaml.safe_load(text)
+    # libyaml's parser when PyYAML was built with it: several times faster.
+    spec = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return OpenApiDocument(text, json.dumps(spec, indent=2), render_html(spec))
 
 

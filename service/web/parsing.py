@@ -47,10 +47,11 @@ def parse_positive_int(
     raw = query.get(parameter)
     if raw is None:
         return default
-    if not _DIGITS.fullmatch(raw) or int(raw[:19]) < 1:
+    if not _DIGITS.fullmatch(raw) or not raw.strip("0"):
         raise BadRequest(
             f"'{parameter}' must be a whole number of at least 1.", parameter=parameter
         )
+    raw = raw.lstrip("0")
     if cap is not None and (len(raw) > 18 or int(raw) > cap):
         return cap
     if len(raw) > 18 or int(raw) > maximum:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from service.db.pool import Database
 from service.db.queries import queries
+from service.domain.sealing import MasterKeys
 from service.failpoints import Failpoints
 from service.settings import Settings
 from service.worker.leases import Job, Leases
@@ -28,6 +29,9 @@ class WorkerContext:
     failpoints: Failpoints
     metrics: "WorkerMetrics"
     stopping: Callable[[], bool]
+    # The secrets' master keys (None: none configured, and rotation waits for a worker that
+    # has them).
+    keys: MasterKeys | None = None
 
 
 Handler = Callable[[WorkerContext, Job], Awaitable[None]]

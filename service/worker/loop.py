@@ -15,6 +15,7 @@ import uuid
 from service.db.listener import Listener
 from service.db.pool import Database
 from service.domain.errors import STORE_DOWN
+from service.domain.sealing import configured_keys
 from service.failpoints import Failpoints
 from service.settings import Settings
 from service.worker.jobs import JOBS, WorkerContext, give_up
@@ -53,6 +54,7 @@ class Worker:
             failpoints=Failpoints(settings.failpoints),
             metrics=self.metrics,
             stopping=self._stop.is_set,
+            keys=configured_keys(settings.secrets_master_keys),
         )
         self._next_run = {task.name: 0.0 for task in PERIODIC}
 

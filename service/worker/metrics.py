@@ -33,6 +33,11 @@ class WorkerMetrics(Metrics):
             "Expired keys removed by the sweeper.",
             registry=r,
         )
+        self.secrets_rewrapped = Counter(
+            f"{PREFIX}_worker_secret_data_keys_rewrapped_total",
+            "Secret data keys re-wrapped under another master key by rotations.",
+            registry=r,
+        )
         self.last_loop = Gauge(
             f"{PREFIX}_worker_last_loop_timestamp_seconds",
             "When the worker last completed a loop without error (Unix time).",
@@ -87,6 +92,15 @@ class WorkerMetrics(Metrics):
             "Namespaces with max_bytes whose usage is above 90 % of it.",
             registry=r,
         )
+        self.secret_data_keys = Gauge(
+            f"{PREFIX}_secret_data_keys",
+            "Secret data keys (one per kept version) wrapped by each master key: an old "
+            "master key may be removed once it wraps none.",
+            ["master_key_id"],
+            registry=r,
+        )
+        # The ids exported so far, so that a key that comes to wrap nothing shows 0.
+        self.master_key_ids: set[str] = set()
         for status in NAMESPACE_STATUSES:
             self.namespaces.labels(status)
         for kind in JOB_KINDS:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from service.db.queries import queries
 from service.domain.errors import STORE_DOWN
+from service.domain.secrets import master_key_usage
 from service.settings import Settings
 from service.worker.jobs import JOB_KINDS, WorkerContext
 from service.worker.metrics import JOB_STATES, NAMESPACE_STATUSES
+from service.worker.rotation import rotate_batch
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,10 @@ async def refresh_stats(ctx: WorkerContext) -> bool:
     metrics.stored_bytes.set(storage["bytes"])
     metrics.storage_disk_bytes.set(storage["disk_bytes"])
     metrics.namespaces_near_limit.set(storage["near_limit"])
+    wrapped = await master_key_usage(db)
+    for key_id in set(wrapped) | metrics.master_key_ids:
+        metrics.secret_data_keys.labels(key_id).set(wrapped.get(key_id, 0))
+    metrics.master_key_ids.update(wrapped)
     metrics.stats_refreshed.set(time.time())
     return False
 
@@ -75,4 +81,5 @@ async def refresh_stats(ctx: WorkerContext) -> bool:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("stats", lambda s: s.stats_interval, refresh_stats),
     Periodic("sweep", lambda s: s.sweep_interval, _sweep),
+    Periodic("rotate", lambda s: s.worker_poll_interval, rotate_batch),
 )

@@ -1,6 +1,8 @@
 """Tenant isolation: every route and method of both contracts on a namespace (/v2 by id,
-quiva.ai's /storage/kv by bucket name), tried with another tenant's key."""
+quiva.ai's /storage/kv by bucket name), and every secrets route of both (/v2/secrets and
+quiva.ai's /secrets), tried with another tenant's key."""
 
+import json
 import uuid
 
 import pytest
@@ -9,6 +11,7 @@ import yaml
 from service.settings import REPO_ROOT
 from tests.api.quiva import entry_url
 from tests.support import key_url
+from tests.support.secrets import quiva_url, read, secret_url, version_rows, write
 
 SPEC = yaml.safe_load((REPO_ROOT / "openapi" / "openapi.yaml").read_text())
 # Every operation on a namespace, from the contract itself, so a new route joins the matrix.
@@ -124,3 +127,137 @@ async def assert_unchanged(client, tenant, other_tenant, namespace) -> None:
     data = (await resp.json())["data"]
     assert data["status"] == "provision_ok"
     assert (data["description"], data["max_bytes"]) == (None, None)
+
+
+QUIVA_SECRETS = yaml.safe_load((REPO_ROOT / "openapi" / "quiva-secrets.yaml").read_text())
+# Every secrets operation of both contracts, from the contracts, so a new route joins the matrix.
+SECRET_OPERATIONS = sorted(
+    {
+        (method.upper(), path)
+        for spec in (SPEC, QUIVA_SECRETS)
+        for path, item in spec["paths"].items()
+        if path.startswith(("/v2/secrets", "/secrets"))
+        for method in item
+        if method in ("get", "put", "post", "delete", "head", "patch")
+    }
+)
+OWNER_ETAG = "owner's ETag"  # replaced by the owner's current ETag
+NAME = "alpha"  # the owner's secret
+# (method, path, query, headers, JSON body, the status of a secret nobody has): each request
+# another tenant makes on the owner's secret, as it would on one that does not exist.
+SECRET_CASES = [
+    ("GET", "/v2/secrets/{name}", {}, {}, None, 404),
+    ("GET", "/v2/secrets/{name}", {"version": "1"}, {}, None, 404),
+    ("GET", "/v2/secrets/{name}", {"version": "2"}, {}, None, 404),
+    ("PUT", "/v2/secrets/{name}", {}, {}, {"value": "intruder"}, 201),
+    ("PUT", "/v2/secrets/{name}", {}, {"If-None-Match": "*"}, {"value": "intruder"}, 201),
+    ("PUT", "/v2/secrets/{name}", {}, {"If-Match": "*"}, {"value": "intruder"}, 412),
+    ("PUT", "/v2/secrets/{name}", {}, {"If-Match": OWNER_ETAG}, {"value": "intruder"}, 412),
+    ("DELETE", "/v2/secrets/{name}", {}, {}, None, 204),
+    ("DELETE", "/v2/secrets/{name}", {}, {"If-Match": "*"}, None, 412),
+    ("DELETE", "/v2/secrets/{name}", {}, {"If-Match": OWNER_ETAG}, None, 412),
+    ("GET", "/v2/secrets", {}, {}, None, 200),
+    ("GET", "/v2/secrets", {"prefix": "alp"}, {}, None, 200),
+    ("GET", "/v2/secrets", {"limit": "1"}, {}, None, 200),
+    ("GET", "/secrets/{key}", {}, {}, None, 404),
+    ("DELETE", "/secrets/{key}", {}, {}, None, 404),
+    ("GET", "/secrets", {}, {}, None, 200),
+    ("GET", "/secrets", {"reveal": "true"}, {}, None, 200),
+    ("GET", "/secrets", {"limit": "1", "reveal": "true"}, {}, None, 200),
+    ("PUT", "/secrets", {}, {}, {"key": NAME, "value": "intruder"}, 200),
+]
+
+
+def secret_url_of(path: str) -> str:
+    if path == "/v2/secrets/{name}":
+        return str(secret_url(NAME))
+    if path == "/secrets/{key}":
+        return str(quiva_url(NAME))
+    return path
+
+
+async def secret_answer(client, case: tuple, headers: dict, etag: str) -> tuple:
+    """Status, headers and body of one case, less what differs between any two answers (the
+    Date; the timestamps and ETag of a secret the request created)."""
+    method, path, query, extra, body, _ = case
+    extra = {k: etag if v == OWNER_ETAG else v for k, v in extra.items()}
+    resp = await client.request(
+        method,
+        secret_url_of(path),
+        params=query,
+        json=body,
+        headers={**headers, **extra, "X-Request-Id": "same-id"},
+    )
+    raw = await resp.read()
+    got = {k.lower(): v for k, v in resp.headers.items() if k.lower() != "date"}
+    if "etag" in got:
+        assert got["etag"] != etag
+        got["etag"] = "ETAG"
+    if raw and resp.content_type == "application/json":
+        document = json.loads(raw)
+        if isinstance(document, dict) and isinstance(document.get("data"), dict):
+            for field in ("created_at", "updated_at", "version_created_at"):
+                if field in document["data"]:
+                    document["data"][field] = "T"
+        raw = json.dumps(document).encode()
+    return resp.status, got, raw
+
+
+def test_the_matrix_covers_every_secrets_operation():
+    assert SECRET_OPERATIONS == sorted(
+        [
+            ("DELETE", "/secrets/{key}"),
+            ("DELETE", "/v2/secrets/{name}"),
+            ("GET", "/secrets"),
+            ("GET", "/secrets/{key}"),
+            ("GET", "/v2/secrets"),
+            ("GET", "/v2/secrets/{name}"),
+            ("PUT", "/secrets"),
+            ("PUT", "/v2/secrets/{name}"),
+        ]
+    )
+    assert {(case[0], case[1]) for case in SECRET_CASES} == set(SECRET_OPERATIONS)
+
+
+@pytest.mark.parametrize(
+    "case", SECRET_CASES, ids=[f"{c[0]} {c[1]} {c[2] or ''}{c[3] or ''}" for c in SECRET_CASES]
+)
+async def test_another_tenants_secret_looks_exactly_like_a_missing_one_and_stays_unchanged(
+    client, tenant, other_tenant, db, case
+):
+    """Pass: tenant B's request gets the same answer (status, headers, body, but for a
+    secret's timestamps and ETag) whether tenant A holds the secret or nobody does; A's
+    secret is unchanged afterwards, and whatever B wrote is B's own."""
+    # Before A holds it: an ETag no secret ever has (revisions start at 1).
+    missing = await secret_answer(client, case, other_tenant.headers, '"0"')
+    assert missing[0] == case[5], missing
+    await forget_secrets(db, other_tenant.id)
+
+    await write(client, tenant, NAME, "old")
+    etag = await write(client, tenant, NAME, "mine")
+    ours = await secret_answer(client, case, other_tenant.headers, etag)
+    assert ours == missing
+    assert b"mine" not in ours[2] and b"old" not in ours[2]
+
+    data = await read(client, tenant, NAME)
+    assert (data["value"], data["version"]) == ("mine", 2)
+    resp = await client.get(secret_url(NAME), headers=tenant.headers)
+    assert resp.headers["ETag"] == etag
+    assert (await read(client, tenant, NAME, version="1"))["value"] == "old"
+    resp = await client.get(quiva_url(NAME), headers=tenant.headers)
+    assert await resp.json() == {"key": NAME, "value": "mine"}
+    assert await version_rows(db, tenant.id, NAME) == [1, 2]
+    listed = await (await client.get("/v2/secrets", headers=tenant.headers)).json()
+    assert [item["name"] for item in listed["data"]] == [NAME]
+    # What B wrote, it wrote for itself: its own secret, at its own version 1.
+    if case[0] == "PUT" and case[5] < 300:
+        data = await read(client, other_tenant, NAME)
+        assert (data["value"], data["version"]) == ("intruder", 1)
+    else:
+        assert await version_rows(db, other_tenant.id, NAME) == []
+
+
+async def forget_secrets(db, tenant_id) -> None:
+    """Removes a tenant's secrets and their count, as if it never had any."""
+    await db.execute("DELETE FROM secrets WHERE tenant_id = $1", tenant_id)
+    await db.execute("DELETE FROM secret_counts WHERE tenant_id = $1", tenant_id)

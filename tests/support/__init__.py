@@ -17,6 +17,7 @@ import pytest
 from yarl import URL
 
 from service.domain.namespaces import create_namespace
+from service.domain.sealing import new_master_key
 from service.settings import REPO_ROOT, Settings
 from service.worker.loop import Worker
 
@@ -40,18 +41,26 @@ async def create_database(admin_url: str, template: str | None = None) -> str:
     name = f"kvs_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(admin_url)
     try:
-        clause = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        # WAL_LOG copies the small template through the WAL: a fifth of FILE_COPY's time,
+        # which checkpoints twice per clone (PostgreSQL 15+).
+        clause = f' TEMPLATE "{template}" STRATEGY WAL_LOG' if template else ""
         await admin.execute(f'CREATE DATABASE "{name}"{clause}')
     finally:
         await admin.close()
     return with_database(admin_url, name)
 
 
+# The secrets' master key of every test process (a fresh one per run).
+TEST_MASTER_KEYS = new_master_key("test-1")
+
+
 def make_settings(database_url: str, **overrides) -> Settings:
     """Settings for tests: fast polling and backoff, metrics on a free port (so that suites
-    running side by side do not collide), everything else as in production."""
+    running side by side do not collide), a secrets master key, everything else as in
+    production."""
     values = dict(
         database_url=database_url,
+        secrets_master_keys=TEST_MASTER_KEYS,
         metrics_port=0,
         worker_poll_interval=0.2,
         worker_backoff_base=0.01,
@@ -86,6 +95,7 @@ def worker_env(database_url: str, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVS_")}
     env["DATABASE_URL"] = database_url
     env["KVS_METRICS_PORT"] = env["KVS_WORKER_METRICS_PORT"] = "0"
+    env["KVS_SECRETS_MASTER_KEYS"] = TEST_MASTER_KEYS
     env.update({f"KVS_{k.upper()}": v for k, v in settings.items()})
     return env
 

@@ -1,5 +1,6 @@
 """Every response the integration tests receive is checked against its surface's OpenAPI
-document: openapi/quiva.yaml under /storage, openapi/openapi.yaml everywhere else."""
+document: openapi/quiva.yaml under /storage, openapi/quiva-secrets.yaml under /secrets,
+openapi/openapi.yaml everywhere else."""
 
 import json
 import re
@@ -18,6 +19,9 @@ from service.settings import REPO_ROOT
 
 SPEC_PATH = REPO_ROOT / "openapi" / "openapi.yaml"
 QUIVA_SPEC_PATH = REPO_ROOT / "openapi" / "quiva.yaml"
+QUIVA_SECRETS_SPEC_PATH = REPO_ROOT / "openapi" / "quiva-secrets.yaml"
+# Path parameters that may span slashes, as the router's do: a key's and a secret's name.
+_SPANNING = {"key", "name"}
 
 
 class Contract:
@@ -37,14 +41,14 @@ class Contract:
 
     @cached_property
     def templates(self) -> list[tuple[re.Pattern, str]]:
-        """Each path as a regex over raw paths; {key} may span slashes, as the router's does.
-        Literal paths come first: the router serves /storage/kv/openapi.yaml before it looks
-        for a bucket."""
+        """Each path as a regex over raw paths; {key} and {name} may span slashes (and be
+        empty), as the router's do. Literal paths come first: the router serves
+        /storage/kv/openapi.yaml before it looks for a bucket."""
         found = []
         for template in sorted(self.spec["paths"], key=lambda t: t.count("{")):
             regex = re.sub(
                 r"\{(\w+)\}",
-                lambda m: f"(?P<{m[1]}>{'.*' if m[1] == 'key' else '[^/]+'})",
+                lambda m: f"(?P<{m[1]}>{'.*' if m[1] in _SPANNING else '[^/]+'})",
                 template,
             )
             found.append((re.compile(f"^{regex}$", re.DOTALL), template))
@@ -58,10 +62,19 @@ class Contract:
 
 TELNYX = Contract(SPEC_PATH, "Errors")
 QUIVA = Contract(QUIVA_SPEC_PATH, "ErrorResponse")
+QUIVA_SECRETS = Contract(QUIVA_SECRETS_SPEC_PATH, "Error")
+
+
+def _under(raw_path: str, prefix: str) -> bool:
+    return raw_path == prefix or raw_path.startswith(prefix + "/")
 
 
 def contract_for(raw_path: str) -> Contract:
-    return QUIVA if raw_path == "/storage" or raw_path.startswith("/storage/") else TELNYX
+    if _under(raw_path, "/storage"):
+        return QUIVA
+    if _under(raw_path, "/secrets"):
+        return QUIVA_SECRETS
+    return TELNYX
 
 
 def spec_dict() -> dict:

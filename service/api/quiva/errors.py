@@ -53,6 +53,10 @@ WORD_OF: dict[type[Exception], ErrorWord] = {
     domain.StorageLimitReached: VALIDATION_ERROR,
     domain.ValueTooLarge: VALIDATION_ERROR,
     domain.AuthenticationFailed: UNAUTHORIZED,
+    domain.SecretTooLarge: VALIDATION_ERROR,
+    domain.SecretLimitReached: VALIDATION_ERROR,
+    domain.SecretUnreadable: INTERNAL_ERROR,
+    domain.SecretsUnavailable: UNAVAILABLE,
     domain.StoreFull: INSUFFICIENT_STORAGE,
     domain.StoreUnavailable: UNAVAILABLE,
     domain.StoreTimeout: TIMEOUT,
@@ -99,7 +103,10 @@ def word_and_message(err: Exception) -> tuple[ErrorWord, str]:
 
 
 class QuivaErrors:
-    """The quiva.ai surface's ErrorShape (service/web/errors.py)."""
+    """The quiva.ai KV surface's ErrorShape (service/web/errors.py)."""
+
+    def body(self, err: Exception, word: ErrorWord, message: str) -> dict:
+        return {"error": word.word, "message": message}
 
     def response(self, request: web.Request, err: Exception) -> web.Response:
         err = normalized(request, err)
@@ -113,7 +120,7 @@ class QuivaErrors:
             headers["Retry-After"] = str(err.retry_after)
         if isinstance(err, MethodNotAllowed) and err.allow is not None:
             headers["Allow"] = err.allow
-        body = {"error": word.word, "message": message}
+        body = self.body(err, word, message)
         response = web.json_response(body, status=word.status, headers=headers, dumps=json.dumps)
         if word.status == 408:
             response.force_close()  # the rest of the body may still be on its way

@@ -1,9 +1,9 @@
-"""The Telnyx-style surface at /v2: namespaces, keys, and the OpenAPI document of the
-contract (openapi/openapi.yaml), with Telnyx's error envelope and code table."""
+"""The Telnyx-style surface at /v2: namespaces, keys, secrets (an extension), and the OpenAPI
+document of the contract (openapi/openapi.yaml), with Telnyx's error envelope and code table."""
 
 from aiohttp import web
 
-from service.api.telnyx import keys, namespaces
+from service.api.telnyx import keys, namespaces, secrets
 from service.api.telnyx.errors import TelnyxErrors
 from service.settings import Settings
 from service.web import ops
@@ -21,6 +21,6 @@ def create_surface(settings: Settings) -> web.Application:
     shape = TelnyxErrors()
     app = web.Application(middlewares=[error_middleware(shape), auth_middleware])
     app[ERRORS] = shape
-    for routes in (namespaces.routes, keys.routes, ops.spec_routes):
+    for routes in (namespaces.routes, keys.routes, secrets.routes, ops.spec_routes):
         app.add_routes(with_expect_handler(routes))
     return app

@@ -39,6 +39,9 @@ TOO_MANY_REQUESTS = ErrorCode("10011", 429, "Too many requests")
 UNEXPECTED_ERROR = ErrorCode("10007", 500, "Unexpected error")
 SERVICE_UNAVAILABLE = ErrorCode("75005", 503, "Service unavailable")
 REQUEST_TIMEOUT = ErrorCode("10008", 504, "Request timeout")
+SECRET_LIMIT_REACHED = ErrorCode("75013", 409, "Secret limit reached")
+SECRET_UNREADABLE = ErrorCode("75014", 500, "Secret unreadable")
+SECRETS_UNAVAILABLE = ErrorCode("75015", 503, "Secrets unavailable")
 INSUFFICIENT_STORAGE = ErrorCode("75011", 507, "Insufficient storage")
 
 ERROR_CODES: tuple[ErrorCode, ...] = (
@@ -55,6 +58,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     NAMESPACE_DELETING,
     TTL_NOT_SUPPORTED,
     STORAGE_LIMIT_REACHED,
+    SECRET_LIMIT_REACHED,
     PRECONDITION_FAILED,
     PAYLOAD_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
@@ -62,7 +66,9 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     INVALID_TTL,
     TOO_MANY_REQUESTS,
     UNEXPECTED_ERROR,
+    SECRET_UNREADABLE,
     SERVICE_UNAVAILABLE,
+    SECRETS_UNAVAILABLE,
     REQUEST_TIMEOUT,
     INSUFFICIENT_STORAGE,
 )
@@ -97,6 +103,10 @@ CODE_OF: dict[type[Exception], ErrorCode] = {
     domain.StorageLimitReached: STORAGE_LIMIT_REACHED,
     domain.PreconditionFailed: PRECONDITION_FAILED,
     domain.ValueTooLarge: PAYLOAD_TOO_LARGE,
+    domain.SecretTooLarge: PAYLOAD_TOO_LARGE,
+    domain.SecretLimitReached: SECRET_LIMIT_REACHED,
+    domain.SecretUnreadable: SECRET_UNREADABLE,
+    domain.SecretsUnavailable: SECRETS_UNAVAILABLE,
     domain.AuthenticationFailed: AUTHENTICATION_FAILED,
     domain.StoreFull: INSUFFICIENT_STORAGE,
     domain.StoreUnavailable: SERVICE_UNAVAILABLE,

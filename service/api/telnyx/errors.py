@@ -26,6 +26,9 @@ FIELDS = {
     "if_match": ("parameter", "If-Match"),
     "if_absent": ("parameter", "If-None-Match"),
     "value": (None, None),
+    "secret": ("parameter", "name"),
+    "secret_value": ("pointer", "/value"),
+    "version": ("parameter", "version"),
 }
 
 

@@ -13,7 +13,14 @@ from yarl import URL
 from service.api.telnyx.codes import ERROR_CODES
 from service.settings import REPO_ROOT
 from service.web.app import create_app
-from tests.support.spec_check import QUIVA, SPEC_PATH, TELNYX, check_against_spec, spec_dict
+from tests.support.spec_check import (
+    QUIVA,
+    QUIVA_SECRETS,
+    SPEC_PATH,
+    TELNYX,
+    check_against_spec,
+    spec_dict,
+)
 
 METHODS = {"get", "put", "post", "delete", "head", "patch", "options"}
 
@@ -23,8 +30,9 @@ def test_the_document_is_valid_openapi_3_1():
     assert spec_dict()["openapi"].startswith("3.1")
 
 
-def test_the_router_serves_exactly_the_operations_the_two_documents_name(settings):
-    """This document's and openapi/quiva.yaml's, for the quiva.ai surface."""
+def test_the_router_serves_exactly_the_operations_the_three_documents_name(settings):
+    """This document's, and openapi/quiva.yaml's and openapi/quiva-secrets.yaml's for the
+    quiva.ai surfaces."""
     app = create_app(settings)
     served = set()
     for route in app.router.routes():
@@ -34,7 +42,7 @@ def test_the_router_serves_exactly_the_operations_the_two_documents_name(setting
         served.add((route.method.lower(), template))
     documented = {
         (method, path)
-        for contract in (TELNYX, QUIVA)
+        for contract in (TELNYX, QUIVA, QUIVA_SECRETS)
         for path, item in contract.spec["paths"].items()
         for method in item
         if method in METHODS
