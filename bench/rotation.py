@@ -99,10 +99,12 @@ def main() -> None:
             rotation.join()
             during_seconds = time.monotonic() - started
         took, done, usage = result["r"]
+        batch = Settings.model_fields["secret_rotation_batch_size"].default
         print(
             f"rotation of {count:,} secrets ({done.rewrapped:,} data keys re-wrapped, "
-            f"{done.passes} passes, batches of 1000) took {took:.1f} s beside {CONNECTIONS} "
-            f"clients; data keys per master key after: {usage}"
+            f"{done.passes} pass{'' if done.passes == 1 else 'es'}, batches of {batch:,}) "
+            f"took {took:.1f} s beside {CONNECTIONS} clients; "
+            f"data keys per master key after: {usage}"
         )
         print(describe("clients before", before))
         rate = sum(load.rate for load in loads) / len(loads)

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
 from service.domain.keys import DEFAULT_CONTENT_TYPE, is_key
@@ -180,6 +180,27 @@ def parse_etags(header: str, *, weak: bool) -> list[int] | Literal["*"]:
         if _ETAG.fullmatch(tag) and int(tag[1:-1]) <= _MAX_VERSION:
             versions.append(int(tag[1:-1]))
     return versions
+
+
+def write_conditions(headers: Any) -> tuple[list[int] | Literal["*"] | None, bool]:
+    """A PUT's preconditions: (the versions If-Match names, "*", or None when absent; whether
+    If-None-Match: * was sent). BadRequest for any other If-None-Match on a write."""
+    if_match = header_list(headers, hdrs.IF_MATCH)
+    if_none_match = header_list(headers, hdrs.IF_NONE_MATCH)
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise BadRequest("On PUT, If-None-Match supports only '*'.", parameter="If-None-Match")
+    versions = None if if_match is None else parse_etags(if_match, weak=False)
+    if versions is not None and if_none_match is not None:
+        # RFC 9110: If-Match must hold (a live value exists) and If-None-Match: * must hold
+        # (none exists): never both, so nothing may match.
+        versions = []
+    return versions, if_none_match is not None
+
+
+def delete_condition(headers: Any) -> list[int] | Literal["*"] | None:
+    """The versions a DELETE's If-Match names, "*", or None when it sent none."""
+    if_match = header_list(headers, hdrs.IF_MATCH)
+    return None if if_match is None else parse_etags(if_match, weak=False)
 
 
 def encode_cursor(last_key: str, reverse: bool) -> str:

@@ -12,9 +12,9 @@ from service.domain import keys as kv
 from service.web.appkeys import DATABASE, SETTINGS
 from service.web.auth import tenant_of
 from service.web.bodies import expect_when_read, received_value, value_limit
-from service.web.errors import BadRequest
 from service.web.parsing import (
     decode_cursor,
+    delete_condition,
     encode_cursor,
     etag,
     header_list,
@@ -24,6 +24,7 @@ from service.web.parsing import (
     parse_positive_int,
     parse_uuid,
     refuse_content_encoding,
+    write_conditions,
 )
 
 routes = web.RouteTableDef()
@@ -71,15 +72,7 @@ async def put_key(request: web.Request) -> web.Response:
     ttl = parse_ttl(request.query)
     content_type = parse_content_type(request.headers)
     refuse_content_encoding(request.headers)
-    if_match = header_list(request.headers, hdrs.IF_MATCH)
-    if_none_match = header_list(request.headers, hdrs.IF_NONE_MATCH)
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise BadRequest("On PUT, If-None-Match supports only '*'.", parameter="If-None-Match")
-    versions = None if if_match is None else parse_etags(if_match, weak=False)
-    if versions is not None and if_none_match is not None:
-        # RFC 9110: If-Match must hold (a live value exists) and If-None-Match: * must hold
-        # (none exists): never both, so nothing may match.
-        versions = []
+    versions, if_absent = write_conditions(request.headers)
     tenant_id = tenant_of(request)
     limit = await value_limit(request, tenant_id, namespace_id, ttl=ttl is not None)
     async with received_value(request, limit) as value:
@@ -92,7 +85,7 @@ async def put_key(request: web.Request) -> web.Response:
             content_type,
             ttl_seconds=ttl,
             if_match=versions,
-            if_absent=if_none_match is not None,
+            if_absent=if_absent,
             value_ceiling=request.config_dict[SETTINGS].max_value_size_ceiling,
         )
     return web.Response(
@@ -131,13 +124,12 @@ async def get_key(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     namespace_id = parse_uuid(request.match_info["id"])
     key = kv.validate_key(request.match_info["key"])
-    if_match = header_list(request.headers, hdrs.IF_MATCH)
     await kv.delete_value(
         request.config_dict[DATABASE],
         tenant_of(request),
         namespace_id,
         key,
-        if_match=None if if_match is None else parse_etags(if_match, weak=False),
+        if_match=delete_condition(request.headers),
     )
     return web.Response(status=204)
 

@@ -12,12 +12,12 @@ from service.web.auth import tenant_of
 from service.web.errors import BadRequest, MissingField
 from service.web.parsing import (
     decode_cursor,
+    delete_condition,
     encode_cursor,
     etag,
-    header_list,
-    parse_etags,
     parse_positive_int,
     read_json_object,
+    write_conditions,
 )
 
 routes = web.RouteTableDef()
@@ -48,18 +48,6 @@ def _metadata(info: SecretInfo) -> dict:
     }
 
 
-def _conditions(request: web.Request) -> tuple[list[int] | str | None, bool]:
-    """(If-Match's revisions or "*", whether If-None-Match: * was sent)."""
-    if_match = header_list(request.headers, hdrs.IF_MATCH)
-    if_none_match = header_list(request.headers, hdrs.IF_NONE_MATCH)
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise BadRequest("On PUT, If-None-Match supports only '*'.", parameter="If-None-Match")
-    revisions = None if if_match is None else parse_etags(if_match, weak=False)
-    if revisions is not None and if_none_match is not None:
-        revisions = []  # both can never hold: nothing matches (RFC 9110)
-    return revisions, if_none_match is not None
-
-
 def _version(request: web.Request) -> int | None:
     if "version" not in request.query:
         return None
@@ -69,7 +57,7 @@ def _version(request: web.Request) -> int | None:
 @routes.put(SECRET_PATH)
 async def put_secret(request: web.Request) -> web.Response:
     name = secrets.validate_name(request.match_info["name"])
-    if_match, if_absent = _conditions(request)
+    if_match, if_absent = write_conditions(request.headers)
     body = await read_json_object(request)
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
@@ -115,12 +103,11 @@ async def get_secret(request: web.Request) -> web.Response:
 async def delete_secret(request: web.Request) -> web.Response:
     """Deletes every version; a secret that does not exist is deleted already (204)."""
     name = secrets.validate_name(request.match_info["name"])
-    if_match = header_list(request.headers, hdrs.IF_MATCH)
     await request.config_dict[SECRETS].delete(
         request.config_dict[DATABASE],
         tenant_of(request),
         name,
-        if_match=None if if_match is None else parse_etags(if_match, weak=False),
+        if_match=delete_condition(request.headers),
     )
     return web.Response(status=204)
 

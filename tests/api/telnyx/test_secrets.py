@@ -345,38 +345,27 @@ async def test_a_delete_with_a_stale_if_match_is_412_and_the_secret_remains(clie
     assert gone.status == 412
 
 
-async def test_sixteen_simultaneous_create_only_puts_have_one_winner_whose_value_is_stored(
-    client, tenant, db
+@pytest.mark.parametrize(
+    "condition, won, versions",
+    [("If-None-Match", 201, [1]), ("If-Match", 200, [1, 2])],
+    ids=["create-only", "over-one-etag"],
+)
+async def test_sixteen_simultaneous_conditional_puts_have_one_winner_whose_value_is_stored(
+    client, tenant, db, condition, won, versions
 ):
+    tag = "*" if condition == "If-None-Match" else await write(client, tenant, "race", "start")
     values = [f"value-{i}" for i in range(16)]
     resps = await asyncio.gather(
-        *(put_secret(client, tenant, "race", v, {"If-None-Match": "*"}) for v in values)
+        *(put_secret(client, tenant, "race", v, {condition: tag}) for v in values)
     )
     statuses = [r.status for r in resps]
-    assert sorted(statuses) == [201] + [412] * 15
-    winner = statuses.index(201)
+    assert sorted(statuses) == [won] + [412] * 15
+    winner = statuses.index(won)
     data = await read(client, tenant, "race")
-    assert (data["value"], data["version"]) == (values[winner], 1)
-    assert await version_rows(db, tenant.id, "race") == [1]
-    assert (await client.get(secret_url("race"), headers=tenant.headers)).headers["ETag"] == resps[
-        winner
-    ].headers["ETag"]
-
-
-async def test_sixteen_simultaneous_puts_over_one_etag_have_one_winner_whose_value_is_stored(
-    client, tenant, db
-):
-    etag = await write(client, tenant, "cas", "start")
-    values = [f"value-{i}" for i in range(16)]
-    resps = await asyncio.gather(
-        *(put_secret(client, tenant, "cas", v, {"If-Match": etag}) for v in values)
-    )
-    statuses = [r.status for r in resps]
-    assert sorted(statuses) == [200] + [412] * 15
-    winner = statuses.index(200)
-    data = await read(client, tenant, "cas")
-    assert (data["value"], data["version"]) == (values[winner], 2)
-    assert await version_rows(db, tenant.id, "cas") == [1, 2]
+    assert (data["value"], data["version"]) == (values[winner], versions[-1])
+    assert await version_rows(db, tenant.id, "race") == versions
+    current = await client.get(secret_url("race"), headers=tenant.headers)
+    assert current.headers["ETag"] == resps[winner].headers["ETag"]
 
 
 async def test_simultaneous_unconditional_puts_each_write_a_version(client, tenant, db):
