@@ -26,6 +26,7 @@ from service.domain.sealing import MasterKeys, new_master_key
 from service.settings import REPO_ROOT, Settings
 
 OLD, NEW = new_master_key("old"), new_master_key("new")
+BATCH = Settings.model_fields["secret_rotation_batch_size"].default
 BEFORE_SECONDS = 10
 
 
@@ -79,6 +80,7 @@ def main() -> None:
             "KVS_SECRETS_MASTER_KEYS": f"{NEW},{OLD}",
             "KVS_SECRETS_PER_TENANT": str(count),
             "KVS_WORKER_POLL_INTERVAL": "0.5",
+            "KVS_SECRET_ROTATION_BATCH_SIZE": str(BATCH),
         }
         base = f"http://127.0.0.1:{port}"
         lua = BENCH / "lua" / "kv.lua"
@@ -99,10 +101,9 @@ def main() -> None:
             rotation.join()
             during_seconds = time.monotonic() - started
         took, done, usage = result["r"]
-        batch = Settings.model_fields["secret_rotation_batch_size"].default
         print(
             f"rotation of {count:,} secrets ({done.rewrapped:,} data keys re-wrapped, "
-            f"{done.passes} pass{'' if done.passes == 1 else 'es'}, batches of {batch:,}) "
+            f"{done.passes} pass{'' if done.passes == 1 else 'es'}, batches of {BATCH:,}) "
             f"took {took:.1f} s beside {CONNECTIONS} clients; "
             f"data keys per master key after: {usage}"
         )
