@@ -52,9 +52,10 @@ def parse_positive_int(
             f"'{parameter}' must be a whole number of at least 1.", parameter=parameter
         )
     raw = raw.lstrip("0")
-    if cap is not None and (len(raw) > 18 or int(raw) > cap):
+    # Compare lengths first so a thousand-digit parameter is never converted.
+    if cap is not None and (len(raw) > len(str(cap)) or int(raw) > cap):
         return cap
-    if len(raw) > 18 or int(raw) > maximum:
+    if len(raw) > len(str(maximum)) or int(raw) > maximum:
         raise BadRequest(f"'{parameter}' must be at most {maximum}.", parameter=parameter)
     return int(raw)
 

@@ -669,6 +669,20 @@ async def test_a_version_that_is_not_a_positive_whole_number_is_400(client, tena
     assert error["code"] == "10015" and error["source"] == {"parameter": "version"}
 
 
+@pytest.mark.parametrize("version", [str(2**62), "3562008607030077440", "0" * 40 + "7"])
+async def test_a_version_within_bounds_that_was_never_written_is_404(client, tenant, version):
+    await write(client, tenant, "s", "v")
+    resp = await client.get(secret_url("s"), params={"version": version}, headers=tenant.headers)
+    assert resp.status == 404, await resp.text()
+
+
+@pytest.mark.parametrize("version", [str(2**62 + 1), "9" * 19])
+async def test_a_version_above_the_bound_is_400_with_the_bound(client, tenant, version):
+    resp = await client.get(secret_url("s"), params={"version": version}, headers=tenant.headers)
+    assert resp.status == 400, await resp.text()
+    assert str(2**62) in (await telnyx_error(resp))["detail"]
+
+
 def b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
