@@ -17,8 +17,10 @@ from service.domain.errors import (
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53")
 _DISK_FULL_STATE = "53100"
 _CANCELED_STATE = "57014"
-# Raised by the usage triggers (migrations/0004): a refusal, not a failure of the database.
+# Raised by the usage triggers (migrations/0004) and by a transaction's failed check
+# (migrations/0006): refusals, not failures of the database.
 _STORAGE_LIMIT_STATE = "KV001"
+CHECK_FAILED_STATE = "KV002"
 
 # A connection whose session is gone: the statement may have run (for writes, the outcome is
 # unknown) but a read can safely be sent again on another connection.
@@ -52,7 +54,10 @@ def classify(err: BaseException) -> DomainError | None:
 
 def is_refusal(err: BaseException) -> bool:
     """Whether the database refused the statement for what it asked (not a database error)."""
-    return isinstance(err, asyncpg.PostgresError) and err.sqlstate == _STORAGE_LIMIT_STATE
+    return isinstance(err, asyncpg.PostgresError) and err.sqlstate in (
+        _STORAGE_LIMIT_STATE,
+        CHECK_FAILED_STATE,
+    )
 
 
 def error_class(err: BaseException) -> str:

@@ -64,8 +64,8 @@ class NamespaceNotReady(DomainError):
 
 
 class TtlNotSupported(DomainError):
-    def __init__(self) -> None:
-        super().__init__("This namespace was created without TTL support.", field="ttl")
+    def __init__(self, field: str = "ttl") -> None:
+        super().__init__("This namespace was created without TTL support.", field=field)
 
 
 class PreconditionFailed(DomainError):
@@ -73,9 +73,48 @@ class PreconditionFailed(DomainError):
 
 
 class ValueTooLarge(DomainError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"A value in this namespace is at most {limit} bytes.", field="value")
+    def __init__(self, limit: int, field: str = "value") -> None:
+        super().__init__(f"A value in this namespace is at most {limit} bytes.", field=field)
         self.limit = limit
+
+
+class ReadTooLarge(DomainError):
+    """A batch read whose values total more than one answer may hold; nothing was read."""
+
+    def __init__(self, found: int, limit: int) -> None:
+        super().__init__(
+            f"The values found total {found} bytes, more than the {limit} one answer holds; "
+            "read fewer keys at a time.",
+            field="/keys",
+        )
+        self.found, self.limit = found, limit
+
+
+class BatchRefused(DomainError):
+    """A batch read or transaction outside the rules (too many keys, checks or operations; a
+    key twice); `field` is a JSON pointer into the request."""
+
+
+class TransactionTooLarge(DomainError):
+    """A transaction whose values total more than a transaction may carry."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"A transaction's values total at most {limit} bytes.", field="/operations"
+        )
+        self.limit = limit
+
+
+class CheckFailed(PreconditionFailed):
+    """A transaction's check (`index`, from 0) did not hold; nothing was written."""
+
+    def __init__(self, index: int, key: str, expected: int | None) -> None:
+        state = "exists" if expected is None else f'is no longer at etag "{expected}"'
+        super().__init__(
+            f"Check {index} failed: key '{key}' {state}; nothing was written.",
+            field=f"/checks/{index}",
+        )
+        self.index = index
 
 
 class StorageLimitReached(DomainError):

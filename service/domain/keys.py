@@ -18,6 +18,7 @@ from service.domain.errors import (
     NamespaceNotFound,
     NamespaceNotReady,
     PreconditionFailed,
+    ReadTooLarge,
     TtlNotSupported,
     ValueTooLarge,
 )
@@ -76,11 +77,11 @@ async def value_limit(
     such namespace for this tenant, it is not ready, or `ttl` is asked of one without TTL
     support, so that a request can be refused before its value is read."""
     row = await db.fetchrow(queries().namespace_value_limit, namespace_id, tenant_id)
-    _check_ready(row, ttl=ttl)
+    check_ready(row, ttl=ttl)
     return effective_value_limit(row["max_value_size"], value_ceiling)
 
 
-def _check_ready(row: asyncpg.Record | None, *, ttl: bool = False) -> None:
+def check_ready(row: asyncpg.Record | None, *, ttl: bool = False) -> None:
     """Raises unless the row is of a namespace that exists for this tenant and takes key
     operations (with a TTL, when `ttl`)."""
     if row is None:
@@ -122,7 +123,7 @@ async def put_value(
     except asyncpg.ForeignKeyViolationError as err:
         # The namespace was removed between this statement's snapshot and its insert.
         raise NamespaceNotFound() from err
-    _check_ready(row, ttl=ttl_seconds is not None)
+    check_ready(row, ttl=ttl_seconds is not None)
     if len(value) > row["value_limit"]:
         raise ValueTooLarge(row["value_limit"])
     if row["version"] is None:
@@ -152,11 +153,63 @@ async def get_value(
         )
     else:
         row = await db.fetchrow(queries().head_entry, namespace_id, tenant_id, key)
-    _check_ready(row)
+    check_ready(row)
     if row["version"] is None:
         raise KeyNotFound()
     value = row["value"] if with_value else None
     return Entry(row["version"], row["content_type"], row["size_bytes"], row["expires_at"], value)
+
+
+MAX_BATCH_KEYS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FoundEntry:
+    """A key found by a batch read; `value` is None when only metadata was asked for."""
+
+    key: str
+    version: int
+    content_type: str
+    size_bytes: int
+    updated_at: datetime
+    expires_at: datetime | None
+    value: bytes | None
+
+
+async def get_values(
+    db: Database,
+    tenant_id: UUID,
+    namespace_id: UUID,
+    keys: list[str],
+    *,
+    with_values: bool,
+    byte_budget: int,
+) -> list[FoundEntry | None]:
+    """The live entries of `keys` in their order, None for a missing or expired one, all
+    from one snapshot (one statement). ReadTooLarge, and nothing read, when `with_values` and
+    the values found total more than `byte_budget`."""
+    rows = await db.fetch(
+        queries().get_entries, namespace_id, tenant_id, keys, with_values, byte_budget
+    )
+    check_ready(rows[0] if rows else None)
+    found = rows[0]["found_bytes"] if rows else None
+    if with_values and found is not None and found > byte_budget:
+        raise ReadTooLarge(found, byte_budget)
+    return [
+        None
+        if r["version"] is None
+        else FoundEntry(
+            keys[r["i"] - 1],
+            r["version"],
+            r["content_type"],
+            r["size_bytes"],
+            r["updated_at"],
+            r["expires_at"],
+            r["value"],
+        )
+        for r in rows
+        if r["i"] is not None
+    ]
 
 
 async def delete_value(
@@ -172,7 +225,7 @@ async def delete_value(
     row = await db.fetchrow(
         queries().delete_entry, namespace_id, tenant_id, key, if_match is not None, versions
     )
-    _check_ready(row)
+    check_ready(row)
     if if_match is not None and row["deleted"] == 0:
         raise PreconditionFailed("The key's current version does not match.", field="if_match")
 
@@ -189,6 +242,13 @@ class ListQuery:
     after: str | None = None
     limit: int = MAX_LIST_LIMIT
     reverse: bool = False
+    with_values: bool = False
+    with_total: bool = False
+
+
+# A listing with values takes keys while the values before them total less than this, so that a
+# page of 1,000 keys of 16 MiB does not hold 16 GB.
+LISTING_VALUE_BYTES = 8 * 1024 * 1024
 
 
 def validate_key_fragment(value: str, field: str) -> str:
@@ -224,10 +284,14 @@ class KeyInfo:
 
 @dataclass(frozen=True, slots=True)
 class KeyPage:
-    """One page of a listing; `has_more` when keys beyond its last remain."""
+    """One page of a listing; `has_more` when keys beyond its last remain. With values
+    asked for, `values` holds each item's (version, value); with the total, `total` counts
+    the keys within the query's bounds after its cursor, this page's included."""
 
     items: list[KeyInfo]
     has_more: bool
+    values: list[tuple[int, bytes]] | None = None
+    total: int | None = None
 
     @property
     def last_key(self) -> str | None:
@@ -237,25 +301,36 @@ class KeyPage:
 async def list_values(
     db: Database, tenant_id: UUID, namespace_id: UUID, query: ListQuery
 ) -> KeyPage:
-    """One page of live keys in byte order (or reversed)."""
+    """One page of live keys in byte order (or reversed), in one statement. A page with
+    values stops early (`has_more`) once they reach LISTING_VALUE_BYTES."""
     low = max(query.prefix, query.start or "")
     high = min(_prefix_end(query.prefix), query.end or _ABOVE_ALL_KEYS)
     limit = min(query.limit, MAX_LIST_LIMIT)
-    if query.reverse:
-        sql, bound = queries().list_entries_reverse, query.after or _ABOVE_ALL_KEYS
+    q = queries()
+    if query.with_values:
+        sql = q.list_entries_with_values_reverse if query.reverse else q.list_entries_with_values
+        extra: tuple = (query.with_total, LISTING_VALUE_BYTES)
     else:
-        sql, bound = queries().list_entries, query.after or ""
-    rows = await db.fetch(sql, namespace_id, tenant_id, low, bound, high, limit + 1)
-    _check_ready(rows[0] if rows else None)
+        sql = q.list_entries_reverse if query.reverse else q.list_entries
+        extra = (query.with_total,)
+    bound = query.after or (_ABOVE_ALL_KEYS if query.reverse else "")
+    rows = await db.fetch(sql, namespace_id, tenant_id, low, bound, high, limit + 1, *extra)
+    check_ready(rows[0] if rows else None)
+    total = rows[0]["total"]
+    rows = [r for r in rows if r["key"] is not None]
+    more = len(rows) > limit
+    if query.with_values:
+        fitting = [r for r in rows[:limit] if r["fits"]]
+        more = more or len(fitting) < len(rows)
+        rows = fitting
+    else:
+        del rows[limit:]
     items = [
         KeyInfo(r["key"], r["size_bytes"], r["updated_at"], r["content_type"], r["expires_at"])
         for r in rows
-        if r["key"] is not None
     ]
-    if len(items) > limit:
-        del items[limit:]
-        return KeyPage(items, True)
-    return KeyPage(items, False)
+    values = [(r["version"], r["value"]) for r in rows] if query.with_values else None
+    return KeyPage(items, more, values, total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +398,7 @@ async def list_values_matching(
         min(limit, MAX_LIST_LIMIT),
         byte_budget,
     )
-    _check_ready(rows[0] if rows else None)
+    check_ready(rows[0] if rows else None)
     items = [
         StoredValue(r["key"], r["content_type"], r["value"])
         for r in rows
@@ -342,7 +417,7 @@ async def purge_values(db: Database, tenant_id: UUID, namespace_id: UUID, batch:
     removed = 0
     while True:
         row = await db.fetchrow(q.purge_entries, namespace_id, tenant_id, watermark, batch)
-        _check_ready(row)
+        check_ready(row)
         removed += row["deleted"]
         # Not `deleted`: a picked key that another request rewrote or removed meanwhile is
         # not deleted here, and more may be left.

@@ -5,6 +5,7 @@ Every surface that carries values in JSON uses this one reading, so that a value
 whichever surface wrote it.
 """
 
+import base64
 import json
 from enum import StrEnum
 
@@ -65,3 +66,68 @@ def encoding_of(value: bytes, content_type: str) -> Encoding:
             return Encoding.BASE64
         return Encoding.TEXT
     return Encoding.BASE64
+
+
+# What a value written in JSON is stored as when no content type is given with it.
+DEFAULT_CONTENT_TYPES = {
+    Encoding.JSON: "application/json",
+    Encoding.TEXT: "text/plain; charset=utf-8",
+    Encoding.BASE64: "application/octet-stream",
+}
+
+
+def carried(value: bytes, content_type: str) -> tuple[Encoding, object]:
+    """The value as it travels in a JSON document: its encoding (`json`, `text` or `base64`)
+    and its data. JSON is the stored bytes themselves (an orjson.Fragment), so that it reads
+    back exactly as written, whatever its spacing or number spelling."""
+    encoding = encoding_of(value, content_type)
+    if encoding is Encoding.OBJECT or encoding is Encoding.JSON:
+        return Encoding.JSON, orjson.Fragment(bytes(value))
+    if encoding is Encoding.TEXT:
+        return encoding, bytes(value).decode("utf-8")
+    return encoding, base64.b64encode(value).decode("ascii")
+
+
+class NotStorable(ValueError):
+    """A value carried in JSON that cannot be stored as given; `field` is what is wrong with
+    it (`encoding`, `content_type` or `data`), the message one sentence for a person."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def stored(encoding: object, data: object, content_type: str | None) -> tuple[bytes, str]:
+    """The bytes and content type that a value carried in JSON stands for, such that
+    `carried` gives the same encoding and data back; NotStorable when it cannot be stored
+    that way.
+
+    `data` is as the standard library's json module parsed it (so that integers keep every
+    digit); JSON is stored in its compact form."""
+    if encoding not in (Encoding.JSON, Encoding.TEXT, Encoding.BASE64):
+        raise NotStorable("'encoding' must be one of json, text, base64.", "encoding")
+    encoding = Encoding(encoding)
+    content_type = DEFAULT_CONTENT_TYPES[encoding] if content_type is None else content_type
+    if encoding is Encoding.JSON:
+        if not is_json_type(content_type):
+            raise NotStorable(
+                "A json value needs a JSON content type (application/json).", "content_type"
+            )
+        try:
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            return text.encode("utf-8"), content_type
+        except (ValueError, RecursionError) as err:  # a number beyond a double, a lone surrogate
+            raise NotStorable("'data' is not JSON that can be stored exactly.", "data") from err
+    if not isinstance(data, str):
+        raise NotStorable(f"A {encoding.value} value's 'data' must be a string.", "data")
+    if encoding is Encoding.TEXT:
+        if not content_type.partition(";")[0].strip().lower().startswith("text/"):
+            raise NotStorable("A text value needs a text/* content type.", "content_type")
+        try:
+            return data.encode("utf-8"), content_type
+        except UnicodeEncodeError as err:
+            raise NotStorable("'data' holds a lone surrogate, which is not text.", "data") from err
+    try:
+        return base64.b64decode(data, validate=True), content_type
+    except ValueError as err:
+        raise NotStorable("'data' is not standard base64.", "data") from err

@@ -28,9 +28,9 @@ M = TypeVar("M", bound=BaseModel)
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _DIGITS = re.compile(r"[0-9]+")
-_ETAG = re.compile(r'"[0-9]{1,19}"')
+ETAG = re.compile(r'"[0-9]{1,19}"')
 _MAX_VERSION = 2**63 - 1
-_CONTENT_TYPE = re.compile(r"[\x20-\x7e]{1,255}")
+CONTENT_TYPE = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 def parse_uuid(value: str, parameter: str = "id") -> UUID:
@@ -126,7 +126,7 @@ def parse_content_type(headers: Any) -> str:
     values = headers.getall("Content-Type", [])
     if not values:
         return DEFAULT_CONTENT_TYPE
-    if len(values) > 1 or not _CONTENT_TYPE.fullmatch(values[0]):
+    if len(values) > 1 or not CONTENT_TYPE.fullmatch(values[0]):
         raise BadRequest(
             "Send one Content-Type of 1 to 255 printable ASCII characters.",
             parameter="Content-Type",
@@ -178,7 +178,7 @@ def parse_etags(header: str, *, weak: bool) -> list[int] | Literal["*"]:
             if not weak:
                 continue
             tag = tag[2:]
-        if _ETAG.fullmatch(tag) and int(tag[1:-1]) <= _MAX_VERSION:
+        if ETAG.fullmatch(tag) and int(tag[1:-1]) <= _MAX_VERSION:
             versions.append(int(tag[1:-1]))
     return versions
 

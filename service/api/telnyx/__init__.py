@@ -3,7 +3,7 @@ document of the contract (openapi/openapi.yaml), with Telnyx's error envelope an
 
 from aiohttp import web
 
-from service.api.telnyx import keys, namespaces, secrets
+from service.api.telnyx import batch, keys, namespaces, secrets
 from service.api.telnyx.errors import TelnyxErrors
 from service.settings import Settings
 from service.web import ops
@@ -21,6 +21,6 @@ def create_surface(settings: Settings) -> web.Application:
     shape = TelnyxErrors()
     app = web.Application(middlewares=[error_middleware(shape), auth_middleware])
     app[ERRORS] = shape
-    for routes in (namespaces.routes, keys.routes, secrets.routes, ops.spec_routes):
+    for routes in (namespaces.routes, keys.routes, batch.routes, secrets.routes, ops.spec_routes):
         app.add_routes(with_expect_handler(routes))
     return app

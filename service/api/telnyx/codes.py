@@ -35,6 +35,7 @@ PAYLOAD_TOO_LARGE = ErrorCode("75004", 413, "Payload too large")
 UNSUPPORTED_MEDIA_TYPE = ErrorCode("10014", 415, "Unsupported media type")
 EXPECTATION_FAILED = ErrorCode("75009", 417, "Expectation failed")
 INVALID_TTL = ErrorCode("75008", 422, "Invalid TTL")
+BATCH_REFUSED = ErrorCode("75016", 422, "Batch limits exceeded")
 TOO_MANY_REQUESTS = ErrorCode("10011", 429, "Too many requests")
 UNEXPECTED_ERROR = ErrorCode("10007", 500, "Unexpected error")
 SERVICE_UNAVAILABLE = ErrorCode("75005", 503, "Service unavailable")
@@ -64,6 +65,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     UNSUPPORTED_MEDIA_TYPE,
     EXPECTATION_FAILED,
     INVALID_TTL,
+    BATCH_REFUSED,
     TOO_MANY_REQUESTS,
     UNEXPECTED_ERROR,
     SECRET_UNREADABLE,
@@ -103,6 +105,9 @@ CODE_OF: dict[type[Exception], ErrorCode] = {
     domain.StorageLimitReached: STORAGE_LIMIT_REACHED,
     domain.PreconditionFailed: PRECONDITION_FAILED,
     domain.ValueTooLarge: PAYLOAD_TOO_LARGE,
+    domain.ReadTooLarge: PAYLOAD_TOO_LARGE,
+    domain.TransactionTooLarge: PAYLOAD_TOO_LARGE,
+    domain.BatchRefused: BATCH_REFUSED,
     domain.SecretTooLarge: PAYLOAD_TOO_LARGE,
     domain.SecretLimitReached: SECRET_LIMIT_REACHED,
     domain.SecretUnreadable: SECRET_UNREADABLE,

@@ -15,7 +15,7 @@ from service.web.appkeys import REQUEST_ID, SETTINGS
 from service.web.errors import MethodNotAllowed, RequestError, TooManyFailures, normalized
 
 # Domain field -> ("pointer" or "parameter", its name on this surface). A field not listed is
-# a parameter of the same name.
+# a parameter of the same name, and one that is a JSON pointer ("/checks/0") is that pointer.
 FIELDS = {
     "namespace": ("parameter", "id"),
     "name": ("pointer", "/name"),
@@ -55,6 +55,8 @@ def _source(err: Exception) -> tuple[str | None, str | None]:
     if isinstance(err, RequestError):
         return err.pointer, err.parameter
     if isinstance(err, DomainError) and err.field is not None:
+        if err.field.startswith("/") or err.field == "":
+            return err.field, None  # a JSON pointer into the request body
         where, name = FIELDS.get(err.field, ("parameter", err.field))
         return (name, None) if where == "pointer" else (None, name)
     return None, None

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import hdrs, web
 
+from service.api.telnyx.batch import carried_entry
 from service.api.telnyx.codes import InvalidTtl
 from service.domain import keys as kv
 from service.web.appkeys import DATABASE, SETTINGS
@@ -144,7 +145,8 @@ async def list_keys(request: web.Request) -> web.Response:
     limit = parse_positive_int(q, "limit", default=kv.MAX_LIST_LIMIT, cap=kv.MAX_LIST_LIMIT)
     reverse = parse_boolean(q, "reverse")
     after = decode_cursor(q["cursor"], reverse) if q.get("cursor") else None
-    query = kv.ListQuery(prefix, start, end, after, limit, reverse)
+    values, total = parse_boolean(q, "values"), parse_boolean(q, "total")
+    query = kv.ListQuery(prefix, start, end, after, limit, reverse, values, total)
     page = await kv.list_values(
         request.config_dict[DATABASE], tenant_of(request), namespace_id, query
     )
@@ -154,10 +156,19 @@ async def list_keys(request: web.Request) -> web.Response:
 def render_key_list(page: kv.KeyPage, reverse: bool) -> bytes:
     """The listing's JSON (schema KvKeyList in openapi/openapi.yaml): orjson writes the items
     (key, size_bytes, updated_at, and the extensions content_type and expires_at) straight
-    from their dataclasses; a pydantic model per item took most of a page's CPU."""
+    from their dataclasses; a pydantic model per item took most of a page's CPU. With values,
+    each item is as a batch read gives it; with the total, `meta.total`."""
     cursor = encode_cursor(page.last_key, reverse) if page.has_more else None
-    meta = {"cursor": cursor, "has_more": page.has_more}
+    meta: dict[str, Any] = {"cursor": cursor, "has_more": page.has_more}
+    if page.total is not None:
+        meta["total"] = page.total
+    items: list[Any] = page.items
+    if page.values is not None:
+        items = [
+            carried_entry(info.key, version, info, value)
+            for info, (version, value) in zip(page.items, page.values, strict=True)
+        ]
     return orjson.dumps(
-        {"record_type": "storage_kv_key", "data": page.items, "meta": meta},
+        {"record_type": "storage_kv_key", "data": items, "meta": meta},
         option=orjson.OPT_UTC_Z,
     )

@@ -89,10 +89,30 @@ WITH ns AS (
 )
 SELECT ns.status, (SELECT count(*) FROM deleted) AS deleted FROM ns;
 
+-- read: get_entries
+-- A batch read: $3 keys in the caller's order (repeats allowed), answered in that order (`i`,
+-- from 1), a missing or expired key with a NULL version. Values are returned when $4, and only
+-- if those found total at most $5 bytes (`found_bytes` says how many they are).
+SELECT ns.status, k.i, e.version, e.content_type, e.size_bytes, e.updated_at, e.expires_at,
+       sum(e.size_bytes) OVER () AS found_bytes,
+       CASE WHEN $4 AND sum(e.size_bytes) OVER () <= $5 THEN e.value END AS value
+FROM namespaces ns
+LEFT JOIN unnest($3::text[]) WITH ORDINALITY AS k(key, i) ON ns.status = 'provision_ok'
+LEFT JOIN kv_entries e ON e.namespace_id = ns.id AND e.key = k.key
+                      AND (e.expires_at IS NULL OR e.expires_at > now())
+WHERE ns.id = $1 AND ns.tenant_id = $2
+ORDER BY k.i;
+
 -- read: list_entries
 -- Keyset pagination: $3 inclusive lower bound, $4 exclusive lower bound (the cursor),
--- $5 exclusive upper bound, $6 how many. All bounds are index conditions.
-SELECT ns.status, e.key, e.size_bytes, e.updated_at, e.content_type, e.expires_at
+-- $5 exclusive upper bound, $6 how many. All bounds are index conditions. With $7, `total`
+-- counts every key within the bounds (not only this page's): a scan of them all.
+SELECT ns.status, e.key, e.size_bytes, e.updated_at, e.content_type, e.expires_at,
+       CASE WHEN $7 THEN (
+           SELECT count(*) FROM kv_entries
+           WHERE namespace_id = $1 AND key >= $3 AND key > $4 AND key < $5
+             AND (expires_at IS NULL OR expires_at > now())
+       ) END AS total
 FROM namespaces ns
 LEFT JOIN LATERAL (
     SELECT key, size_bytes, updated_at, content_type, expires_at FROM kv_entries
@@ -105,7 +125,12 @@ WHERE ns.id = $1 AND ns.tenant_id = $2;
 
 -- read: list_entries_reverse
 -- As list_entries, in descending key order: $4 is the exclusive upper bound (the cursor).
-SELECT ns.status, e.key, e.size_bytes, e.updated_at, e.content_type, e.expires_at
+SELECT ns.status, e.key, e.size_bytes, e.updated_at, e.content_type, e.expires_at,
+       CASE WHEN $7 THEN (
+           SELECT count(*) FROM kv_entries
+           WHERE namespace_id = $1 AND key >= $3 AND key < $4 AND key < $5
+             AND (expires_at IS NULL OR expires_at > now())
+       ) END AS total
 FROM namespaces ns
 LEFT JOIN LATERAL (
     SELECT key, size_bytes, updated_at, content_type, expires_at FROM kv_entries
@@ -115,6 +140,59 @@ LEFT JOIN LATERAL (
     LIMIT $6
 ) e ON ns.status = 'provision_ok'
 WHERE ns.id = $1 AND ns.tenant_id = $2;
+
+-- read: list_entries_with_values
+-- As list_entries, with each key's version and value while the values before it total less
+-- than $8 bytes (`fits`; the first always does): values past that are never read.
+SELECT ns.status, e.key, e.size_bytes, e.updated_at, e.content_type, e.expires_at, e.version,
+       e.fits, CASE WHEN e.fits THEN e.value END AS value,
+       CASE WHEN $7 THEN (
+           SELECT count(*) FROM kv_entries
+           WHERE namespace_id = $1 AND key >= $3 AND key > $4 AND key < $5
+             AND (expires_at IS NULL OR expires_at > now())
+       ) END AS total
+FROM namespaces ns
+LEFT JOIN LATERAL (
+    SELECT *, sum(size_bytes) OVER (ORDER BY key) - size_bytes < $8 AS fits
+    FROM (
+        SELECT key, size_bytes, updated_at, content_type, expires_at, version, value
+        FROM kv_entries
+        WHERE namespace_id = $1 AND key >= $3 AND key > $4 AND key < $5
+          AND (expires_at IS NULL OR expires_at > now())
+        ORDER BY key
+        LIMIT $6
+    ) page
+) e ON ns.status = 'provision_ok'
+WHERE ns.id = $1 AND ns.tenant_id = $2
+ORDER BY e.key;
+
+-- read: list_entries_with_values_reverse
+-- As list_entries_with_values, in descending key order: $4 is the exclusive upper bound.
+SELECT ns.status, e.key, e.size_bytes, e.updated_at, e.content_type, e.expires_at, e.version,
+       e.fits, CASE WHEN e.fits THEN e.value END AS value,
+       CASE WHEN $7 THEN (
+           SELECT count(*) FROM kv_entries
+           WHERE namespace_id = $1 AND key >= $3 AND key < $4 AND key < $5
+             AND (expires_at IS NULL OR expires_at > now())
+       ) END AS total
+FROM namespaces ns
+LEFT JOIN LATERAL (
+    SELECT *, sum(size_bytes) OVER (ORDER BY key DESC) - size_bytes < $8 AS fits
+    FROM (
+        SELECT key, size_bytes, updated_at, content_type, expires_at, version, value
+        FROM kv_entries
+        WHERE namespace_id = $1 AND key >= $3 AND key < $4 AND key < $5
+          AND (expires_at IS NULL OR expires_at > now())
+        ORDER BY key DESC
+        LIMIT $6
+    ) page
+) e ON ns.status = 'provision_ok'
+WHERE ns.id = $1 AND ns.tenant_id = $2
+ORDER BY e.key DESC;
+
+-- write: transact
+-- One atomic transaction (migrations/0006: kv_transact says what each argument and row is).
+SELECT * FROM kv_transact($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 
 -- read: list_entry_values
 -- Live keys from $3 (inclusive) to $4 (exclusive) that match the LIKE pattern $5, in key
