@@ -2,16 +2,17 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml | cksum | cut -d' ' -f1)
+JS_CLIENT := clients/js/dist/index.js
 
-.PHONY: run test reliability-long lint check-deploy bench clean
+.PHONY: run test js-client reliability-long lint check-deploy bench clean
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "kvs needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e clients/python
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -20,16 +21,25 @@ run: $(STAMP)
 	$(BIN)/kvs dev
 
 ## the whole suite against a throwaway PostgreSQL (or TEST_DATABASE_URL / DATABASE_URL)
-test: $(STAMP)
+test: $(STAMP) js-client
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## the TypeScript client (clients/js), built when npm is here; its tests say what they need
+js-client:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(JS_CLIENT); \
+	else echo "npm not found: the TypeScript client's tests need Node 18+"; fi
+
+$(JS_CLIENT): clients/js/package-lock.json clients/js/tsconfig.json $(wildcard clients/js/src/*.ts)
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## the reliability suite with its long forms (sustained load for 5 minutes); docs/RELIABILITY.md
 reliability-long: $(STAMP)
 	KVS_RELIABILITY_SECONDS=300 $(BIN)/python -m pytest -s tests/reliability $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check service tests bench clients/python
+	$(BIN)/ruff format --check service tests bench clients/python
 	$(BIN)/openapi-spec-validator openapi/openapi.yaml openapi/quiva.yaml openapi/quiva-secrets.yaml
 	$(BIN)/yamllint --strict deploy
 
@@ -42,4 +52,4 @@ check-deploy: $(STAMP)
 	PYTHON=$(abspath $(BIN))/python deploy/check
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache clients/js/node_modules clients/js/dist

@@ -4,6 +4,9 @@
 --   qget | qput: quiva.ai's entry GET and PUT (a JSON object); NAMESPACE is then a bucket name.
 --   sget | sput | smixed: /v2/secrets GET, PUT (a text value of BODY_BYTES) or 80/20; KEYS
 --   is then how many secrets key000001.. there are, and NAMESPACE is unused.
+--   batch: a batch read of 100 random keys. txn: a transaction of 2 checks (the etags of two
+--   of key000001..key001000, which copy_keys gave version i and nothing writes) and 2 sets
+--   (JSON objects of BODY_BYTES) of two keys above key001000.
 --   DELAY_MS: the mean pause before each request on a connection, to offer a lower rate.
 local mode, ns, token, nkeys, body, delay_ms
 
@@ -15,10 +18,10 @@ function init(args)
   local bytes = {}
   for i = 1, size do bytes[i] = string.char(math.random(0, 255)) end
   body = table.concat(bytes)
-  if mode == "qput" or mode == "sput" or mode == "smixed" then
+  if mode == "qput" or mode == "sput" or mode == "smixed" or mode == "txn" then
     local hex = {}
     for i = 1, size - 12 do hex[i] = string.format("%x", math.random(0, 15)) end
-    local field = (mode == "qput") and "data" or "value"
+    local field = (mode == "sput" or mode == "smixed") and "value" or "data"
     body = '{"' .. field .. '": "' .. table.concat(hex) .. '"}'
   end
 end
@@ -35,8 +38,30 @@ local function key_path()
   return string.format("/v2/storage/kvs/%s/keys/key%06d", ns, math.random(nkeys))
 end
 
+local function batch_body()
+  local keys = {}
+  for i = 1, 100 do keys[i] = string.format('"key%06d"', math.random(nkeys)) end
+  return '{"keys": [' .. table.concat(keys, ",") .. ']}'
+end
+
+local function txn_body()
+  local a, b = math.random(1, 500), math.random(501, 1000)
+  local half = math.floor((nkeys + 1000) / 2)
+  local c, d = math.random(1001, half), math.random(half + 1, nkeys)
+  local check = '{"key": "key%06d", "etag": "\\"%d\\""}'
+  local set = '{"op": "set", "key": "key%06d", "data": ' .. body .. '}'
+  return '{"checks": [' .. string.format(check, a, a) .. ", " .. string.format(check, b, b)
+    .. '], "operations": [' .. string.format(set, c) .. ", " .. string.format(set, d) .. "]}"
+end
+
 function request()
   local auth = {["Authorization"] = "Bearer " .. token}
+  if mode == "batch" or mode == "txn" then
+    auth["Content-Type"] = "application/json"
+    local path = string.format("/v2/storage/kvs/%s/%s", ns,
+                               mode == "batch" and "batch-read" or "transaction")
+    return wrk.format("POST", path, auth, mode == "batch" and batch_body() or txn_body())
+  end
   local op = mode
   if mode == "mixed" then op = (math.random() < 0.8) and "get" or "put" end
   if mode == "smixed" then op = (math.random() < 0.8) and "sget" or "sput" end
