@@ -95,6 +95,17 @@ BEGIN
             USING ERRCODE = 'KV002', DETAIL = (failed - 1)::text;
     END IF;
 
+    -- Deletes first, then the sets that shrink a value, then those that grow one: the usage
+    -- triggers check max_bytes row by row, and in this order each growth is checked against
+    -- a usage that already has every release in it, so the limit holds for the transaction's
+    -- outcome rather than for an order of its rows.
+    RETURN QUERY
+    DELETE FROM kv_entries AS e
+    USING unnest(o_keys, o_values) WITH ORDINALITY AS o(key, value, i)
+    WHERE o.value IS NULL AND e.namespace_id = ns AND e.key = o.key
+    RETURNING n.status, n.ttl_support, n.value_limit, o.i::integer, NULL::bigint,
+              NULL::boolean, e.expires_at IS NULL OR e.expires_at > now(), NULL::timestamptz;
+
     RETURN QUERY
     UPDATE kv_entries AS e SET
         value = o.value, content_type = o.content_type, size_bytes = octet_length(o.value),
@@ -109,16 +120,27 @@ BEGIN
              AS u(key, value, content_type, ttl, i)
         WHERE u.value IS NOT NULL
     ) o
-    WHERE e.namespace_id = ns AND e.key = o.key
+    WHERE e.namespace_id = ns AND e.key = o.key AND octet_length(o.value) <= e.size_bytes
     RETURNING n.status, n.ttl_support, n.value_limit, o.i::integer, e.version,
               e.version = e.created_version, NULL::boolean, e.expires_at;
 
     RETURN QUERY
-    DELETE FROM kv_entries AS e
-    USING unnest(o_keys, o_values) WITH ORDINALITY AS o(key, value, i)
-    WHERE o.value IS NULL AND e.namespace_id = ns AND e.key = o.key
-    RETURNING n.status, n.ttl_support, n.value_limit, o.i::integer, NULL::bigint,
-              NULL::boolean, e.expires_at IS NULL OR e.expires_at > now(), NULL::timestamptz;
+    UPDATE kv_entries AS e SET
+        value = o.value, content_type = o.content_type, size_bytes = octet_length(o.value),
+        expires_at = now() + make_interval(secs => o.ttl), updated_at = now(), version = o.v,
+        created_version = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
+                               THEN e.created_version ELSE o.v END,
+        created_at = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
+                          THEN e.created_at ELSE now() END
+    FROM (
+        SELECT u.*, nextval('kv_versions') AS v
+        FROM unnest(o_keys, o_values, o_types, o_ttls) WITH ORDINALITY
+             AS u(key, value, content_type, ttl, i)
+        WHERE u.value IS NOT NULL
+    ) o
+    WHERE e.namespace_id = ns AND e.key = o.key AND octet_length(o.value) > e.size_bytes
+    RETURNING n.status, n.ttl_support, n.value_limit, o.i::integer, e.version,
+              e.version = e.created_version, NULL::boolean, e.expires_at;
 
     DELETE FROM kv_entries AS e
     WHERE e.namespace_id = ns AND e.key = ANY(placeholders) AND e.version = 0;

@@ -25,6 +25,9 @@ from service.domain.namespaces import MAX_VALUE_SIZE_LIMIT
 MAX_CHECKS = 100
 MAX_OPERATIONS = 1000
 MAX_VALUE_BYTES = 10 * 1024 * 1024
+# Versions are bigint; a check at a version no row can have always fails.
+MAX_VERSION = 2**63 - 1
+NO_VERSION = -1
 # Two transactions (or a transaction and a namespace purge) can still deadlock on rows they
 # lock in different orders; PostgreSQL then undoes one, which is simply run again.
 _RETRIES = 3

@@ -6,6 +6,7 @@ whichever surface wrote it.
 """
 
 import base64
+import binascii
 import json
 from enum import StrEnum
 
@@ -22,12 +23,19 @@ class Encoding(StrEnum):
     BASE64 = "base64"
 
 
-def is_json_type(content_type: str) -> bool:
-    """`application/json` or `application/<anything>+json`, with any parameters."""
-    media = content_type.partition(";")[0].strip().lower()
+def _media_type(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _is_json_media(media: str) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+def is_json_type(content_type: str) -> bool:
+    """`application/json` or `application/<anything>+json`, with any parameters."""
+    return _is_json_media(_media_type(content_type))
 
 
 def _refuse_constant(name: str) -> None:
@@ -53,13 +61,14 @@ def json_type(value: bytes) -> type:
 def encoding_of(value: bytes, content_type: str) -> Encoding:
     """How the value is carried in JSON: its JSON when its type is JSON and it parses, text
     when its type is `text/*` and it is UTF-8, else base64."""
-    if is_json_type(content_type):
+    media = _media_type(content_type)
+    if _is_json_media(media):
         try:
             kind = json_type(value)
         except ValueError:
             return Encoding.BASE64
         return Encoding.OBJECT if kind is dict else Encoding.JSON
-    if content_type.partition(";")[0].strip().lower().startswith("text/"):
+    if media.startswith("text/"):
         try:
             bytes(value).decode("utf-8")
         except UnicodeDecodeError:
@@ -85,7 +94,7 @@ def carried(value: bytes, content_type: str) -> tuple[Encoding, object]:
         return Encoding.JSON, orjson.Fragment(bytes(value))
     if encoding is Encoding.TEXT:
         return encoding, bytes(value).decode("utf-8")
-    return encoding, base64.b64encode(value).decode("ascii")
+    return encoding, binascii.b2a_base64(value, newline=False).decode("ascii")
 
 
 class NotStorable(ValueError):
@@ -121,7 +130,7 @@ def stored(encoding: object, data: object, content_type: str | None) -> tuple[by
     if not isinstance(data, str):
         raise NotStorable(f"A {encoding.value} value's 'data' must be a string.", "data")
     if encoding is Encoding.TEXT:
-        if not content_type.partition(";")[0].strip().lower().startswith("text/"):
+        if not _media_type(content_type).startswith("text/"):
             raise NotStorable("A text value needs a text/* content type.", "content_type")
         try:
             return data.encode("utf-8"), content_type

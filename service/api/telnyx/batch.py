@@ -110,7 +110,10 @@ def _check(item: dict, pointer: str) -> tx.Check:
             "'etag' must be an ETag the server gave, such as \"17\", or null.",
             pointer=f"{pointer}/etag",
         )
-    return tx.Check(key, None if tag is None else int(tag[1:-1]))
+    version = None if tag is None else int(tag[1:-1])
+    if version is not None and version > tx.MAX_VERSION:
+        version = tx.NO_VERSION  # an ETag no write ever gave: the check fails (412)
+    return tx.Check(key, version)
 
 
 def _operation(item: dict, pointer: str) -> tx.Operation:
@@ -126,7 +129,7 @@ def _operation(item: dict, pointer: str) -> tx.Operation:
         raise MissingField("'data' is required.", pointer=f"{pointer}/data")
     encoding = _field(item, "encoding", str, pointer, default="json")
     content_type = item.get("content_type")
-    if content_type is not None and not (
+    if "content_type" in item and not (
         isinstance(content_type, str) and CONTENT_TYPE.fullmatch(content_type)
     ):
         raise BadRequest(
@@ -134,7 +137,7 @@ def _operation(item: dict, pointer: str) -> tx.Operation:
             pointer=f"{pointer}/content_type",
         )
     ttl = item.get("ttl_secs")
-    if ttl is not None and (
+    if "ttl_secs" in item and (
         type(ttl) is not int or not 1 <= ttl <= kv.MAX_TTL_SECONDS  # bool is not a TTL
     ):
         raise InvalidTtl(
