@@ -1,7 +1,7 @@
 """The same wrk load against this tree and an earlier revision, alternated, on one PostgreSQL:
 what a change costs, measured side by side (the machine's drift hits both alike).
 
-    .venv/bin/python bench/compare.py REV [--op put|get] [--rounds 4] [--seconds 8] [--rate N]
+    .venv/bin/python bench/compare.py REV [--op put|get|list] [--rounds 4] [--seconds 8] [--rate N]
 
 REV is checked out into a temporary git worktree and served by the same interpreter. Each
 tree gets a database of its own, migrated by its own migrations, with 100,000 1 KiB keys in
@@ -91,7 +91,7 @@ async def namespace_with_keys(port: int, token: str, dsn: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rev", help="the revision to compare this tree against")
-    parser.add_argument("--op", choices=["put", "get"], default="put")
+    parser.add_argument("--op", choices=["put", "get", "list"], default="put")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rate", type=float, help="offered requests/s, all connections together")

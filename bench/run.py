@@ -624,6 +624,9 @@ def measure(mode: Mode, setup: Setup, results: Results, pgdata: Path) -> None:
             results.run(
                 "pgbench list_entries", lambda: pgbench(setup.dsn, scripts["list"], s, defines)
             )
+            results.run(
+                "kvs LIST 100, total", lambda: wrk(base, kv_lua, "ltotal", *args, seconds=s)
+            )
             results.run("kvs batch read 100", lambda: wrk(base, kv_lua, "batch", *args, seconds=s))
             results.run(
                 "pgbench get_entries 100", lambda: pgbench(setup.dsn, scripts["batch"], s, defines)
@@ -813,6 +816,8 @@ def table(results: Results, processes: int) -> list[list[str]]:
         ("PUT 1 KiB / pgbench put_entry", r("kvs PUT 1 KiB"), r("pgbench put_entry 1 KiB"), 0.5),
         ("PUT 64 KiB / pgbench put_entry", r("kvs PUT 64 KiB"), r("pgbench put_entry 64 KiB"), 0.9),
         ("LIST 100 / pgbench list_entries", r("kvs LIST 100"), r("pgbench list_entries"), 0.5),
+        # total=true counts every key from the page's start on: half the namespace on average.
+        ("LIST 100, total / LIST 100", r("kvs LIST 100, total"), r("kvs LIST 100"), None),
         # A batch read answers 100 keys: its keys per second against as many single GETs.
         (
             "batch read 100, keys/s / GET 1 KiB",

@@ -4,6 +4,8 @@
 --   qget | qput: quiva.ai's entry GET and PUT (a JSON object); NAMESPACE is then a bucket name.
 --   sget | sput | smixed: /v2/secrets GET, PUT (a text value of BODY_BYTES) or 80/20; KEYS
 --   is then how many secrets key000001.. there are, and NAMESPACE is unused.
+--   ltotal: list, with total=true (a count of every key from the start on: half of them on
+--   average).
 --   batch: a batch read of 100 random keys. txn: a transaction of 2 checks (the etags of two
 --   of key000001..key001000, which copy_keys gave version i and nothing writes) and 2 sets
 --   (JSON objects of BODY_BYTES) of two keys above key001000.
@@ -83,6 +85,7 @@ function request()
   else
     local start = math.random(math.max(nkeys - 100, 1))
     local path = string.format("/v2/storage/kvs/%s/keys?limit=100&start=key%06d", ns, start)
+    if op == "ltotal" then path = path .. "&total=true" end
     return wrk.format("GET", path, auth)
   end
 end

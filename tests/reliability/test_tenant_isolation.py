@@ -22,7 +22,12 @@ NAMESPACE_OPERATIONS = [
     for method in item
     if method in ("get", "put", "post", "delete", "head", "patch")
 ]
-QUERIES = {"GET": ["", "?prefix=k", "?limit=1", "?reverse=true"]}
+QUERIES = {"GET": ["", "?prefix=k", "?limit=1", "?reverse=true", "?values=true&total=true"]}
+# The bodies of the POSTs: each would read or remove A's key k1 if it reached it.
+POST_BODIES = {
+    "batch-read": {"keys": ["k1"]},
+    "transaction": {"operations": [{"op": "delete", "key": "k1"}]},
+}
 
 QUIVA = yaml.safe_load((REPO_ROOT / "openapi" / "quiva.yaml").read_text())
 # quiva.ai's operations on a bucket, addressed by name, but the PUT of a bucket: that creates
@@ -61,7 +66,9 @@ async def answer(client, method: str, url: str, headers: dict) -> tuple:
         method,
         url,
         data=b"intruder" if method == "PUT" else None,
-        json={"description": "intruder", "max_bytes": 1} if method == "PATCH" else None,
+        json={"description": "intruder", "max_bytes": 1}
+        if method == "PATCH"
+        else POST_BODIES.get(url.rsplit("/", 1)[-1]),
         headers={**headers, "X-Request-Id": "same-id"},
     )
     body = await resp.read()
@@ -70,7 +77,7 @@ async def answer(client, method: str, url: str, headers: dict) -> tuple:
 
 
 def test_the_matrix_covers_every_namespace_operation():
-    assert len(NAMESPACE_OPERATIONS) == 8, NAMESPACE_OPERATIONS
+    assert len(NAMESPACE_OPERATIONS) == 10, NAMESPACE_OPERATIONS
     assert len(BUCKET_OPERATIONS) == 9, BUCKET_OPERATIONS
 
 
