@@ -37,6 +37,7 @@ DECLARE
     taken text[];
     placeholders text[] := '{}';
     failed bigint;
+    growing boolean;
 BEGIN
     SELECT s.status, s.ttl_support,
            least(coalesce(s.max_value_size, default_limit), ceiling) AS value_limit
@@ -106,41 +107,27 @@ BEGIN
     RETURNING n.status, n.ttl_support, n.value_limit, o.i::integer, NULL::bigint,
               NULL::boolean, e.expires_at IS NULL OR e.expires_at > now(), NULL::timestamptz;
 
-    RETURN QUERY
-    UPDATE kv_entries AS e SET
-        value = o.value, content_type = o.content_type, size_bytes = octet_length(o.value),
-        expires_at = now() + make_interval(secs => o.ttl), updated_at = now(), version = o.v,
-        created_version = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
-                               THEN e.created_version ELSE o.v END,
-        created_at = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
-                          THEN e.created_at ELSE now() END
-    FROM (
-        SELECT u.*, nextval('kv_versions') AS v
-        FROM unnest(o_keys, o_values, o_types, o_ttls) WITH ORDINALITY
-             AS u(key, value, content_type, ttl, i)
-        WHERE u.value IS NOT NULL
-    ) o
-    WHERE e.namespace_id = ns AND e.key = o.key AND octet_length(o.value) <= e.size_bytes
-    RETURNING n.status, n.ttl_support, n.value_limit, o.i::integer, e.version,
-              e.version = e.created_version, NULL::boolean, e.expires_at;
-
-    RETURN QUERY
-    UPDATE kv_entries AS e SET
-        value = o.value, content_type = o.content_type, size_bytes = octet_length(o.value),
-        expires_at = now() + make_interval(secs => o.ttl), updated_at = now(), version = o.v,
-        created_version = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
-                               THEN e.created_version ELSE o.v END,
-        created_at = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
-                          THEN e.created_at ELSE now() END
-    FROM (
-        SELECT u.*, nextval('kv_versions') AS v
-        FROM unnest(o_keys, o_values, o_types, o_ttls) WITH ORDINALITY
-             AS u(key, value, content_type, ttl, i)
-        WHERE u.value IS NOT NULL
-    ) o
-    WHERE e.namespace_id = ns AND e.key = o.key AND octet_length(o.value) > e.size_bytes
-    RETURNING n.status, n.ttl_support, n.value_limit, o.i::integer, e.version,
-              e.version = e.created_version, NULL::boolean, e.expires_at;
+    FOREACH growing IN ARRAY ARRAY[false, true] LOOP
+        RETURN QUERY
+        UPDATE kv_entries AS e SET
+            value = o.value, content_type = o.content_type, size_bytes = octet_length(o.value),
+            expires_at = now() + make_interval(secs => o.ttl), updated_at = now(),
+            version = o.v,
+            created_version = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
+                                   THEN e.created_version ELSE o.v END,
+            created_at = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
+                              THEN e.created_at ELSE now() END
+        FROM (
+            SELECT u.*, nextval('kv_versions') AS v
+            FROM unnest(o_keys, o_values, o_types, o_ttls) WITH ORDINALITY
+                 AS u(key, value, content_type, ttl, i)
+            WHERE u.value IS NOT NULL
+        ) o
+        WHERE e.namespace_id = ns AND e.key = o.key
+          AND (octet_length(o.value) > e.size_bytes) = growing
+        RETURNING n.status, n.ttl_support, n.value_limit, o.i::integer, e.version,
+                  e.version = e.created_version, NULL::boolean, e.expires_at;
+    END LOOP;
 
     DELETE FROM kv_entries AS e
     WHERE e.namespace_id = ns AND e.key = ANY(placeholders) AND e.version = 0;
