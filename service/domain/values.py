@@ -38,7 +38,8 @@ def is_json_type(content_type: str) -> bool:
     return _is_json_media(_media_type(content_type))
 
 
-def _refuse_constant(name: str) -> None:
+def refuse_json_constant(name: str) -> None:
+    """The `parse_constant` of json.loads for RFC 8259 JSON: NaN and Infinity are not JSON."""
     raise ValueError(f"{name} is not JSON")
 
 
@@ -53,7 +54,7 @@ def json_type(value: bytes) -> type:
     # What orjson refuses and JSON allows: numbers beyond a double, escaped lone surrogates.
     # Nesting deeper than both parsers go (about a thousand levels) is refused.
     try:
-        return type(json.loads(bytes(value).decode("utf-8"), parse_constant=_refuse_constant))
+        return type(json.loads(bytes(value).decode("utf-8"), parse_constant=refuse_json_constant))
     except RecursionError as err:
         raise ValueError("JSON nested too deeply") from err
 

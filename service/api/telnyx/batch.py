@@ -12,7 +12,7 @@ from service.api.telnyx.codes import InvalidTtl
 from service.domain import keys as kv
 from service.domain import transactions as tx
 from service.domain.errors import BatchRefused, InvalidKey, ValueTooLarge
-from service.domain.values import NotStorable, carried, stored
+from service.domain.values import NotStorable, carried, refuse_json_constant, stored
 from service.web.appkeys import DATABASE, SETTINGS
 from service.web.auth import tenant_of
 from service.web.bodies import received_value
@@ -30,10 +30,6 @@ TRANSACTION_BODY_BYTES = 2 * tx.MAX_VALUE_BYTES + 1024 * 1024
 BATCH_BODY_BYTES = 1024 * 1024
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 async def _read_object(request: web.Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object, at most `limit` bytes (BodyTooLarge past it). Parsed by the
     standard library so that integers keep every digit; NaN and Infinity are refused."""
@@ -47,7 +43,7 @@ async def _read_object(request: web.Request, limit: int) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise BadRequest("The request body is not UTF-8 JSON.", pointer="") from err
     try:
-        body = json.loads(text, parse_constant=_refuse_constant)
+        body = json.loads(text, parse_constant=refuse_json_constant)
     except (ValueError, RecursionError) as err:
         raise BadRequest("The request body is not valid JSON.", pointer="") from err
     if not isinstance(body, dict):
