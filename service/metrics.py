@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 PREFIX = "kvs"
+GROUP_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -36,6 +37,15 @@ class Metrics:
             "Time for one named database query.",
             ["query"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._groups: dict[str, Histogram] = {}
+        self.db_statement_requests = Histogram(
+            f"{PREFIX}_db_statement_requests",
+            "Requests answered by one statement of a coalescing group (reads, writes): "
+            "1 for a request that ran alone.",
+            ["group"],
+            buckets=GROUP_BUCKETS,
             registry=r,
         )
         self.db_errors = Counter(
@@ -62,6 +72,13 @@ class Metrics:
         if series is None:
             series = self._queries[name] = self.db_query_duration.labels(name)
         series.observe(seconds)
+
+    def observe_group(self, name: str, items: int) -> None:
+        """Counts one statement of a coalescing group (service/db/coalesce.py) and its items."""
+        series = self._groups.get(name)
+        if series is None:
+            series = self._groups[name] = self.db_statement_requests.labels(name)
+        series.observe(items)
 
     def count_db_error(self, sqlstate_class: str) -> None:
         self.db_errors.labels(sqlstate_class).inc()

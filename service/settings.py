@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Prepared statements cached per connection. 0 behind PgBouncer in transaction mode, where
     # consecutive statements may run on different server connections.
     db_statement_cache_size: int = Field(default=100, ge=0)
+    # Key reads and writes of concurrent requests share statements (and writes one commit):
+    # docs/PERFORMANCE.md, "Coalescing". Off, each request runs its own.
+    db_coalesce: bool = True
     # Failed authentications allowed per client address and minute (per serving process);
     # past it the address gets 429 until its allowance refills. 0 turns the limit off.
     auth_failures_per_minute: int = Field(default=60, ge=0)

@@ -9,6 +9,7 @@ from typing import Any, NoReturn, Protocol
 
 import asyncpg
 
+from service.db.coalesce import Coalescer, Group, I, R
 from service.db.queries import Query
 from service.db.sqlstate import LOST_SESSION, classify, error_class, is_refusal
 from service.settings import Settings
@@ -31,6 +32,8 @@ class Observer(Protocol):
 
     def watch_pool(self, pool: asyncpg.Pool) -> None: ...
 
+    def observe_group(self, name: str, items: int) -> None: ...
+
 
 class _Statements:
     """asyncpg's four ways to run a statement, each through `_run(method, query, args)`."""
@@ -50,6 +53,11 @@ class _Statements:
     async def execute(self, query: Query | str, *args: Any) -> str:
         return await self._run("execute", query, args)
 
+    async def grouped(self, group: Group[I, R], item: I) -> R:
+        """The item's outcome, from a statement it may share with concurrent callers
+        (service/db/coalesce.py); here, within one transaction, from its own."""
+        return await group.run_one(self, item)
+
 
 class Database(_Statements):
     """A connection pool whose every call is bounded in time and names its statement.
@@ -67,6 +75,20 @@ class Database(_Statements):
         # statement, then a cancel request on a connection of its own.
         self._deadline = settings.db_acquire_timeout + settings.db_command_timeout
         self._observer = observer
+        self._coalesce = settings.db_coalesce
+        self._coalescers: dict[Group, Coalescer] = {}
+
+    async def grouped(self, group: Group[I, R], item: I) -> R:
+        """The item's outcome, from one statement with the items of the same group submitted
+        by concurrent callers within this loop turn (unless `db_coalesce` is off)."""
+        if not self._coalesce:
+            if self._observer is not None:
+                self._observer.observe_group(group.name, 1)
+            return await group.run_one(self, item)
+        coalescer = self._coalescers.get(group)
+        if coalescer is None:
+            coalescer = self._coalescers[group] = Coalescer(self, group, self._observer)
+        return await coalescer.submit(item)
 
     def _acquire_timeout_now(self) -> float | None:
         # The time limit is for waiting until a connection is free. When one is free now (or

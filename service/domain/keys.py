@@ -1,5 +1,6 @@
 """Keys and their values inside a namespace. Every operation is one SQL statement that also
-checks the namespace, so each costs one database round trip."""
+checks the namespace, so each costs one database round trip; reads and writes of concurrent
+requests share theirs (service/domain/keygroups.py)."""
 
 import re
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import asyncpg
 
 from service.db.pool import Database
 from service.db.queries import queries
+from service.domain import keygroups
 from service.domain.errors import (
     InvalidInput,
     InvalidKey,
@@ -22,6 +24,7 @@ from service.domain.errors import (
     TtlNotSupported,
     ValueTooLarge,
 )
+from service.domain.keygroups import BatchRead, Read, Write
 from service.domain.namespaces import MAX_VALUE_SIZE_LIMIT
 
 # A namespace without max_value_size takes values up to this, the Telnyx contract's limit.
@@ -112,14 +115,23 @@ async def put_value(
     value over the namespace's limit (effective_value_limit) raises ValueTooLarge; growth past
     its max_bytes, StorageLimitReached. Nothing is stored when any of them is raised.
     """
-    args = (namespace_id, tenant_id, key, value, content_type, ttl_seconds)
-    limits = (DEFAULT_VALUE_LIMIT, value_ceiling)
+    kind, versions = (
+        ("p", None) if if_match is None else ("m", None if if_match == "*" else if_match)
+    )
+    write = Write(
+        kind,
+        namespace_id,
+        tenant_id,
+        key,
+        value=value,
+        content_type=content_type,
+        ttl_seconds=ttl_seconds,
+        if_absent=if_absent,
+        versions=versions,
+        limits=(DEFAULT_VALUE_LIMIT, value_ceiling),
+    )
     try:
-        if if_match is not None:
-            versions = None if if_match == "*" else if_match
-            row = await db.fetchrow(queries().put_entry_if_match, *args, versions, *limits)
-        else:
-            row = await db.fetchrow(queries().put_entry, *args, if_absent, *limits)
+        row = await db.grouped(keygroups.WRITES, write)
     except asyncpg.ForeignKeyViolationError as err:
         # The namespace was removed between this statement's snapshot and its insert.
         raise NamespaceNotFound() from err
@@ -147,12 +159,8 @@ async def get_value(
 
     The value is left out when `with_value` is false or its version is in `known_versions`.
     """
-    if with_value:
-        row = await db.fetchrow(
-            queries().get_entry, namespace_id, tenant_id, key, known_versions or []
-        )
-    else:
-        row = await db.fetchrow(queries().head_entry, namespace_id, tenant_id, key)
+    read = Read(namespace_id, tenant_id, key, with_value, known_versions or [])
+    row = await db.grouped(keygroups.READS, read)
     check_ready(row)
     if row["version"] is None:
         raise KeyNotFound()
@@ -188,9 +196,8 @@ async def get_values(
     """The live entries of `keys` in their order, None for a missing or expired one, all
     from one snapshot (one statement). ReadTooLarge, and nothing read, when `with_values` and
     the values found total more than `byte_budget`."""
-    rows = await db.fetch(
-        queries().get_entries, namespace_id, tenant_id, keys, with_values, byte_budget
-    )
+    batch = BatchRead(namespace_id, tenant_id, keys, with_values, byte_budget)
+    rows = await db.grouped(keygroups.BATCH_READS, batch)
     check_ready(rows[0] if rows else None)
     found = rows[0]["found_bytes"] if rows else None
     if with_values and found is not None and found > byte_budget:
@@ -222,8 +229,9 @@ async def delete_value(
 ) -> None:
     """Deletes the key; deleting an absent key succeeds unless `if_match` is given."""
     versions = None if if_match in (None, "*") else if_match
-    row = await db.fetchrow(
-        queries().delete_entry, namespace_id, tenant_id, key, if_match is not None, versions
+    kind = "d" if if_match is None else "c"
+    row = await db.grouped(
+        keygroups.WRITES, Write(kind, namespace_id, tenant_id, key, versions=versions)
     )
     check_ready(row)
     if if_match is not None and row["deleted"] == 0:

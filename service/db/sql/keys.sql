@@ -10,54 +10,19 @@
 
 -- write: put_entry
 -- $4 value, $5 content type, $6 ttl seconds (NULL: no expiry), $7 create only (If-None-Match:
--- *): then a live value is left alone and no row comes back.
-WITH ns AS (
-    SELECT status, ttl_support, least(coalesce(max_value_size, $8), $9) AS value_limit
-    FROM namespaces WHERE id = $1 AND tenant_id = $2
-), written AS (
-    INSERT INTO kv_entries AS e (namespace_id, key, value, content_type, size_bytes, expires_at,
-                                 version, created_version)
-    SELECT $1, $3, $4::bytea, $5::text, octet_length($4::bytea),
-           now() + make_interval(secs => $6), v.v, v.v
-    FROM ns, LATERAL (SELECT nextval('kv_versions') AS v) v
-    WHERE ns.status = 'provision_ok' AND ($6::float8 IS NULL OR ns.ttl_support)
-      AND octet_length($4::bytea) <= ns.value_limit
-    ON CONFLICT (namespace_id, key) DO UPDATE SET
-        value = EXCLUDED.value, content_type = EXCLUDED.content_type,
-        size_bytes = EXCLUDED.size_bytes, expires_at = EXCLUDED.expires_at,
-        updated_at = now(), version = EXCLUDED.version,
-        created_version = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
-                               THEN e.created_version ELSE EXCLUDED.version END,
-        created_at = CASE WHEN e.expires_at IS NULL OR e.expires_at > now()
-                          THEN e.created_at ELSE now() END
-    WHERE NOT $7 OR e.expires_at <= now()
-    RETURNING version, version = created_version AS created, expires_at
-)
-SELECT ns.status, ns.ttl_support, ns.value_limit, w.version, w.created, w.expires_at
-FROM ns LEFT JOIN written w ON true;
+-- *): then a live value is left alone and the outcome is NULL (migrations/0007 kv_put).
+SELECT * FROM kv_put($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- write: put_entry_if_match
 -- Replaces the live value only if its version is one of $7 (If-Match); NULL $7 means any
 -- live value (If-Match: *). A concurrent write in between makes the version differ, so this is
 -- a compare-and-set.
-WITH ns AS (
-    SELECT status, ttl_support, least(coalesce(max_value_size, $8), $9) AS value_limit
-    FROM namespaces WHERE id = $1 AND tenant_id = $2
-), written AS (
-    UPDATE kv_entries AS e SET
-        value = $4::bytea, content_type = $5::text, size_bytes = octet_length($4::bytea),
-        expires_at = now() + make_interval(secs => $6), updated_at = now(),
-        version = nextval('kv_versions')
-    FROM ns
-    WHERE e.namespace_id = $1 AND e.key = $3
-      AND ns.status = 'provision_ok' AND ($6::float8 IS NULL OR ns.ttl_support)
-      AND octet_length($4::bytea) <= ns.value_limit
-      AND (e.expires_at IS NULL OR e.expires_at > now())
-      AND ($7::bigint[] IS NULL OR e.version = ANY($7))
-    RETURNING e.version, false AS created, e.expires_at
-)
-SELECT ns.status, ns.ttl_support, ns.value_limit, w.version, w.created, w.expires_at
-FROM ns LEFT JOIN written w ON true;
+SELECT * FROM kv_put_if_match($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- write: write_entry_group
+-- Writes of concurrent requests in one statement and one commit (migrations/0007
+-- kv_write_group says what each argument and row is).
+SELECT * FROM kv_write_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
 
 -- read: get_entry
 -- $4 versions the client holds (If-None-Match): the value is not sent back when it is one.
@@ -77,17 +42,24 @@ WHERE ns.id = $1 AND ns.tenant_id = $2;
 
 -- write: delete_entry
 -- $4: whether the delete is conditional (If-Match); $5 the versions it may remove, NULL for
--- any live one (If-Match: *). Returns how many rows went.
-WITH ns AS (
-    SELECT status FROM namespaces WHERE id = $1 AND tenant_id = $2
-), deleted AS (
-    DELETE FROM kv_entries e USING ns
-    WHERE e.namespace_id = $1 AND e.key = $3 AND ns.status = 'provision_ok'
-      AND (NOT $4 OR ((e.expires_at IS NULL OR e.expires_at > now())
-                      AND ($5::bigint[] IS NULL OR e.version = ANY($5))))
-    RETURNING 1
-)
-SELECT ns.status, (SELECT count(*) FROM deleted) AS deleted FROM ns;
+-- any live one (If-Match: *). Returns how many rows went (migrations/0007 kv_delete).
+SELECT * FROM kv_delete($1, $2, $3, $4, $5);
+
+-- read: get_entry_group
+-- The reads of concurrent requests in one statement: item i (from 1) reads key $3[i] of
+-- namespace $1[i] for tenant $2[i], with its value when $4[i] unless its version is one the
+-- item holds (a pair $5[k] = i, $6[k] = version: If-None-Match). One row per item, the status
+-- NULL when the namespace is not the tenant's.
+SELECT q.i, ns.status, e.version, e.content_type, e.size_bytes, e.expires_at,
+       CASE WHEN q.with_value AND (cardinality($5::integer[]) = 0 OR NOT EXISTS (
+                SELECT 1 FROM unnest($5::integer[], $6::bigint[]) h(i, v)
+                WHERE h.i = q.i AND h.v = e.version))
+            THEN e.value END AS value
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::boolean[])
+     WITH ORDINALITY AS q(namespace_id, tenant_id, key, with_value, i)
+LEFT JOIN namespaces ns ON ns.id = q.namespace_id AND ns.tenant_id = q.tenant_id
+LEFT JOIN kv_entries e ON ns.status = 'provision_ok' AND e.namespace_id = ns.id
+                      AND e.key = q.key AND (e.expires_at IS NULL OR e.expires_at > now());
 
 -- read: get_entries
 -- A batch read: $3 keys in the caller's order (repeats allowed), answered in that order (`i`,
@@ -102,6 +74,29 @@ LEFT JOIN kv_entries e ON e.namespace_id = ns.id AND e.key = k.key
                       AND (e.expires_at IS NULL OR e.expires_at > now())
 WHERE ns.id = $1 AND ns.tenant_id = $2
 ORDER BY k.i;
+
+-- read: get_entries_group
+-- The batch reads of concurrent requests in one statement: batch b (from 1) reads, from
+-- namespace $1[b] for tenant $2[b], the keys $6[k] where $5[k] = b, each at its place $7[k]
+-- in that batch (`i`), as get_entries does for one batch with $3[b] and $4[b]. A batch whose
+-- namespace is not the tenant's has one row with a NULL status.
+WITH batch AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::boolean[], $4::bigint[])
+                  WITH ORDINALITY AS b(namespace_id, tenant_id, with_values, budget, b)
+), k AS (
+    SELECT * FROM unnest($5::integer[], $6::text[], $7::integer[]) AS k(b, key, i)
+)
+SELECT batch.b, ns.status, k.i, e.version, e.content_type, e.size_bytes, e.updated_at,
+       e.expires_at, sum(e.size_bytes) OVER w AS found_bytes,
+       CASE WHEN batch.with_values AND sum(e.size_bytes) OVER w <= batch.budget
+            THEN e.value END AS value
+FROM batch
+LEFT JOIN namespaces ns ON ns.id = batch.namespace_id AND ns.tenant_id = batch.tenant_id
+LEFT JOIN k ON k.b = batch.b AND ns.status = 'provision_ok'
+LEFT JOIN kv_entries e ON e.namespace_id = ns.id AND e.key = k.key
+                      AND (e.expires_at IS NULL OR e.expires_at > now())
+WINDOW w AS (PARTITION BY batch.b)
+ORDER BY batch.b, k.i;
 
 -- read: list_entries
 -- Keyset pagination: $3 inclusive lower bound, $4 exclusive lower bound (the cursor),
