@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     quiva_openapi_file: Path = REPO_ROOT / "openapi" / "quiva.yaml"
     data_dir: Path = REPO_ROOT / ".data"
     log_level: str = "INFO"
+    # The fraction of requests answered below 400 within a second that get an access log
+    # line; every other request always gets one. 1: every request (a line costs about 5 % of
+    # a GET's CPU).
+    access_log_sample: float = Field(default=1.0, ge=0, le=1)
     # Comma-separated `name=action` pairs that make the worker fail on purpose
     # (actions: error, crash, sleep:SECONDS). For fault tests only; empty in production.
     failpoints: str = ""

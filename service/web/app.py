@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> web.Application:
     """The API application; its pool opens on startup and closes on cleanup."""
     metrics = ApiMetrics()
     app = web.Application(
-        middlewares=[front_middleware(metrics)],
+        middlewares=[front_middleware(metrics, settings.access_log_sample)],
         # For JSON bodies; a stored value is streamed (service/web/bodies.py) within its
         # namespace's limit.
         client_max_size=DEFAULT_VALUE_LIMIT,

@@ -3,13 +3,21 @@ the drain at shutdown, and the answer to its Expect header."""
 
 import logging
 import os
+import random
 import re
 import time
 from collections.abc import Iterable
 
 from aiohttp import HttpVersion11, hdrs, web
 
-from service.web.appkeys import CONTINUE_PENDING, ERRORS, METRICS, REQUEST_ID, SHUTTING_DOWN
+from service.web.appkeys import (
+    CONTINUE_PENDING,
+    ERRORS,
+    METRICS,
+    REQUEST_ID,
+    SETTINGS,
+    SHUTTING_DOWN,
+)
 from service.web.errors import ExpectationFailed
 from service.web.metrics import ApiMetrics, RouteSeries
 
@@ -17,6 +25,8 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("kvs.access")
 
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A request answered more slowly than this is always logged, whatever the sample.
+SLOW_SECONDS = 1.0
 
 
 def assign_request_id(request: web.Request) -> str:
@@ -45,7 +55,8 @@ def answer_before_middlewares(request: web.Request, err: Exception) -> web.Respo
     assign_request_id(request)
     response = request.config_dict[ERRORS].response(request, err)
     series = request.config_dict[METRICS].route_series(route_of(request), request.method)
-    record(request, series, response.status, 0.0, response.content_length or 0)
+    sample = request.config_dict[SETTINGS].access_log_sample
+    record(request, series, response.status, 0.0, response.content_length or 0, sample)
     return response
 
 
@@ -73,11 +84,13 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def front_middleware(metrics: ApiMetrics):
+def front_middleware(metrics: ApiMetrics, access_log_sample: float):
     """What every request goes through, in one layer (each layer costs a call per request):
 
     - an id, the caller's X-Request-Id when sane, echoed in X-Request-Id;
-    - counted, timed and logged (one JSON line that never holds the API key or the value);
+    - counted, timed and logged (one JSON line that never holds the API key or the value;
+      of the requests answered below 400 within SLOW_SECONDS, the fraction
+      `access_log_sample`);
     - a failure that no surface answered (on the routes outside every surface) answered in
       the root app's error shape;
     - while shutting down, `Connection: close` on every answer, so the server closes each
@@ -112,18 +125,27 @@ def front_middleware(metrics: ApiMetrics):
             raise
         finally:
             metrics.http_in_flight.dec()
-            record(request, series, status, time.perf_counter() - started, response_bytes)
+            seconds = time.perf_counter() - started
+            record(request, series, status, seconds, response_bytes, access_log_sample)
 
     return middleware
 
 
 def record(
-    request: web.Request, series: RouteSeries, status: int, seconds: float, response_bytes: int
+    request: web.Request,
+    series: RouteSeries,
+    status: int,
+    seconds: float,
+    response_bytes: int,
+    sample: float = 1.0,
 ) -> None:
     """Counts and times one answered request and writes its log line (which never holds the
-    API key or the value)."""
+    API key or the value): always for a failure (400 and up) or a slow answer, else with the
+    probability `sample`."""
     request_bytes = request.content_length or 0
     series.observe(status, seconds, request_bytes, response_bytes)
+    if status < 400 and seconds < SLOW_SECONDS and sample < 1.0 and random.random() >= sample:
+        return
     access_log.info(
         "request",
         extra={

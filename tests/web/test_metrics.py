@@ -222,6 +222,24 @@ async def test_each_request_writes_one_json_log_line_without_the_key_or_value(
     assert tenant.token not in formatted and "secret-value" not in formatted
 
 
+async def test_a_sampled_access_log_still_logs_every_failure_and_counts_every_request(
+    make_client, settings, tenant, namespace, caplog
+):
+    from service.web.app import create_app
+
+    client = await make_client(create_app(settings.model_copy(update={"access_log_sample": 0})))
+    caplog.set_level("INFO", logger="kvs.access")
+    for i in range(5):
+        assert (await put(client, tenant, namespace, f"k{i}", b"v")).status == 201
+    missing = await client.get(key_url(namespace, "absent"), headers=tenant.headers)
+    assert missing.status == 404
+    lines = [r for r in caplog.records if r.name == "kvs.access" and r.getMessage() == "request"]
+    assert [(r.method, r.status) for r in lines] == [("GET", 404)]
+    text = await scrape(client)
+    route = "/v2/storage/kvs/{id}/keys/{key}"
+    assert value(text, "kvs_http_requests_total", route=route, method="PUT", status="201") == 5
+
+
 async def test_namespaces_above_90_percent_of_max_bytes_are_counted(db, tenant, settings):
     """Pass: of three namespaces with max_bytes 100 holding 91, 90 and 150 bytes (a limit
     lowered below the usage), two count; one without max_bytes never does."""
